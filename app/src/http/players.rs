@@ -1,0 +1,184 @@
+//! Players and the scores they earn at the places they visit.
+
+use axum::{
+    Json, Router,
+    extract::{Path, State, rejection::JsonRejection},
+    http::StatusCode,
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+
+use super::{AppState, error::ApiError};
+
+pub const MAX_NAME_CHARS: usize = 20;
+const MAX_TEXT_CHARS: usize = 100;
+const MAX_POINTS: i32 = 1_000_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/players", post(create_player))
+        .route("/api/players/{name}", get(show_player))
+        .route("/api/players/{name}/scores", post(add_score))
+}
+
+#[derive(Deserialize)]
+struct NewPlayer {
+    name: String,
+    city: String,
+    birthdate: Date,
+}
+
+#[derive(Serialize)]
+struct Player {
+    name: String,
+    city: String,
+    birthdate: Date,
+    total_points: i64,
+    scores: Vec<Score>,
+}
+
+#[derive(Deserialize)]
+struct NewScore {
+    place: String,
+    points: i32,
+}
+
+#[derive(Serialize)]
+struct Score {
+    place: String,
+    points: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    scored_at: OffsetDateTime,
+}
+
+async fn create_player(
+    State(state): State<AppState>,
+    payload: Result<Json<NewPlayer>, JsonRejection>,
+) -> Result<(StatusCode, Json<Player>), ApiError> {
+    let Json(new) = payload?;
+    let name = required_text("name", &new.name, MAX_NAME_CHARS)?;
+    let city = required_text("city", &new.city, MAX_TEXT_CHARS)?;
+    if new.birthdate > OffsetDateTime::now_utc().date() {
+        return Err(ApiError::BadRequest("birthdate is in the future".into()));
+    }
+
+    let client = state.pool.get().await?;
+    let inserted = client
+        .execute(
+            "INSERT INTO players (name, city, birthdate) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+            &[&name, &city, &new.birthdate],
+        )
+        .await?;
+    if inserted == 0 {
+        return Err(ApiError::Conflict(format!(
+            "player `{name}` already exists"
+        )));
+    }
+    let player = Player {
+        name: name.to_owned(),
+        city: city.to_owned(),
+        birthdate: new.birthdate,
+        total_points: 0,
+        scores: Vec::new(),
+    };
+    Ok((StatusCode::CREATED, Json(player)))
+}
+
+async fn show_player(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Player>, ApiError> {
+    let client = state.pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT id, name, city, birthdate FROM players WHERE name = $1",
+            &[&name],
+        )
+        .await?
+        .ok_or_else(|| unknown_player(&name))?;
+    let id: i64 = row.get("id");
+    let scores: Vec<Score> = client
+        .query(
+            "SELECT place, points, scored_at FROM scores WHERE player_id = $1 ORDER BY id",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|score| Score {
+            place: score.get("place"),
+            points: score.get("points"),
+            scored_at: score.get("scored_at"),
+        })
+        .collect();
+    Ok(Json(Player {
+        name: row.get("name"),
+        city: row.get("city"),
+        birthdate: row.get("birthdate"),
+        total_points: scores.iter().map(|score| i64::from(score.points)).sum(),
+        scores,
+    }))
+}
+
+async fn add_score(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    payload: Result<Json<NewScore>, JsonRejection>,
+) -> Result<(StatusCode, Json<Score>), ApiError> {
+    let Json(new) = payload?;
+    let place = required_text("place", &new.place, MAX_TEXT_CHARS)?;
+    if !(1..=MAX_POINTS).contains(&new.points) {
+        return Err(ApiError::BadRequest(format!(
+            "points must be between 1 and {MAX_POINTS}"
+        )));
+    }
+
+    let client = state.pool.get().await?;
+    let row = client
+        .query_opt(
+            "INSERT INTO scores (player_id, place, points)
+             SELECT id, $2, $3 FROM players WHERE name = $1
+             RETURNING place, points, scored_at",
+            &[&name, &place, &new.points],
+        )
+        .await?
+        .ok_or_else(|| unknown_player(&name))?;
+    let score = Score {
+        place: row.get("place"),
+        points: row.get("points"),
+        scored_at: row.get("scored_at"),
+    };
+    Ok((StatusCode::CREATED, Json(score)))
+}
+
+fn unknown_player(name: &str) -> ApiError {
+    ApiError::NotFound(format!("no player named `{name}`"))
+}
+
+/// Trims `value` and checks it is neither empty nor longer than `max_chars` characters.
+fn required_text<'a>(field: &str, value: &'a str, max_chars: usize) -> Result<&'a str, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::BadRequest(format!("{field} must not be empty")));
+    }
+    if value.chars().count() > max_chars {
+        return Err(ApiError::BadRequest(format!(
+            "{field} is longer than {max_chars} characters"
+        )));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_trimmed_and_counted_in_characters() {
+        assert_eq!(required_text("name", "  Zoë ", 20).unwrap(), "Zoë");
+        assert!(required_text("name", &"é".repeat(20), 20).is_ok());
+        assert!(required_text("name", &"é".repeat(21), 20).is_err());
+        assert!(required_text("name", "   ", 20).is_err());
+    }
+}

@@ -1,0 +1,129 @@
+use std::process::ExitCode;
+
+use app::{
+    config::{self, Config, LogFormat},
+    db, healthcheck,
+    http::{self, AppState},
+};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "usage: app serve | app migrate | app healthcheck
+  serve        serve the HTTP API and page (never migrates by itself)
+  migrate      apply the pending database migrations, then exit
+  healthcheck  exit 0 when the local server's /healthz answers 200 (for Docker)
+
+environment: DATABASE_URL (required), APP_ADDR (default 0.0.0.0:8000),
+             APP_LOG_FORMAT (pretty | json), RUST_LOG (levels)";
+
+enum Command {
+    Serve,
+    Migrate,
+    Healthcheck,
+}
+
+fn main() -> ExitCode {
+    let command = match std::env::args().nth(1).as_deref() {
+        Some("serve") => Command::Serve,
+        Some("migrate") => Command::Migrate,
+        Some("healthcheck") => Command::Healthcheck,
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        // Docker runs this every few seconds: no runtime, no logging, no database settings.
+        Command::Healthcheck => {
+            let target = healthcheck::local_target(config::listen_addr_from_env()?);
+            Ok(healthcheck::check(target)?)
+        }
+        Command::Serve => run_async(serve),
+        Command::Migrate => run_async(migrate),
+    }
+}
+
+fn run_async<F: Future<Output = Result<(), Box<dyn std::error::Error>>>>(
+    task: impl FnOnce(Config) -> F,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::from_env()?;
+    init_logging(config.log_format);
+    tokio::runtime::Runtime::new()?.block_on(task(config))
+}
+
+async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind(config.addr).await.map_err(|err| {
+        format!(
+            "cannot listen on {} ({err}): set APP_ADDR to a free address",
+            config.addr
+        )
+    })?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let state = AppState {
+        pool: db::pool(&config.database),
+    };
+    http::serve(listener, http::app(state), shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let report = db::migrate(&config.database).await?;
+    for name in &report.applied {
+        println!("applied {name}");
+    }
+    println!(
+        "database schema is up to date: {} migration(s) applied now, {} in all",
+        report.applied.len(),
+        report.total
+    );
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=debug"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM (what `docker stop` sends).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

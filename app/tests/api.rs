@@ -1,0 +1,292 @@
+//! The JSON API and the page, driven through the router without a socket, against a real
+//! PostgreSQL server (one database per test).
+
+mod support;
+
+use app::http::{AppState, app};
+use axum::{
+    Router,
+    body::{Body, to_bytes},
+    http::{Request, StatusCode, header},
+};
+use serde_json::{Value, json};
+use support::TestDb;
+use tower::ServiceExt;
+
+struct Api {
+    router: Router,
+    _db: TestDb,
+}
+
+impl Api {
+    async fn new() -> Api {
+        let db = TestDb::migrated().await;
+        Api {
+            router: app(db.state()),
+            _db: db,
+        }
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.post_raw(uri, &body.to_string()).await
+    }
+
+    async fn post_raw(&self, uri: &str, body: &str) -> (StatusCode, Value) {
+        let request = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let (status, body) = send(&self.router, request).await;
+        let json =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}"));
+        (status, json)
+    }
+
+    async fn player(&self, name: &str, city: &str) {
+        let body = json!({ "name": name, "city": city, "birthdate": "1990-05-17" });
+        let (status, body) = self.post("/api/players", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    async fn score(&self, name: &str, place: &str, points: i32) {
+        let uri = format!("/api/players/{name}/scores");
+        let (status, body) = self
+            .post(&uri, json!({ "place": place, "points": points }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+}
+
+async fn send(router: &Router, request: Request<Body>) -> (StatusCode, String) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn error_of(body: &Value) -> &str {
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {body}"))
+}
+
+#[tokio::test]
+async fn health_endpoints_answer() {
+    let api = Api::new().await;
+    assert_eq!(
+        api.get("/healthz").await,
+        (StatusCode::OK, json!({ "status": "ok" }))
+    );
+    assert_eq!(
+        api.get("/readyz").await,
+        (StatusCode::OK, json!({ "status": "ready" }))
+    );
+}
+
+#[tokio::test]
+async fn a_player_is_created_scores_and_is_shown() {
+    let api = Api::new().await;
+    let (status, body) = api
+        .post(
+            "/api/players",
+            json!({ "name": "  Ann ", "city": "Rome", "birthdate": "1990-05-17" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        body,
+        json!({ "name": "Ann", "city": "Rome", "birthdate": "1990-05-17", "total_points": 0, "scores": [] })
+    );
+
+    let (status, score) = api
+        .post(
+            "/api/players/Ann/scores",
+            json!({ "place": "Colosseum", "points": 30 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(score["place"], "Colosseum");
+    assert_eq!(score["points"], 30);
+    assert!(
+        score["scored_at"].as_str().unwrap().contains('T'),
+        "{score}"
+    );
+    api.score("Ann", "Pantheon", 12).await;
+
+    let (status, player) = api.get("/api/players/Ann").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(player["total_points"], 42);
+    let places: Vec<&str> = player["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|score| score["place"].as_str().unwrap())
+        .collect();
+    assert_eq!(places, ["Colosseum", "Pantheon"]);
+}
+
+#[tokio::test]
+async fn the_ranking_orders_by_points_and_ties_share_a_rank() {
+    let api = Api::new().await;
+    for (name, city) in [
+        ("dora", "Oslo"),
+        ("carl", "Rome"),
+        ("bea", "Rome"),
+        ("al", "Oslo"),
+    ] {
+        api.player(name, city).await;
+    }
+    api.score("dora", "Opera", 50).await;
+    api.score("carl", "Forum", 20).await;
+    api.score("carl", "Forum", 10).await;
+    api.score("bea", "Pantheon", 30).await;
+
+    let (status, ranking) = api.get("/api/ranking").await;
+    assert_eq!(status, StatusCode::OK);
+    let rows: Vec<(i64, &str, i64)> = ranking
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["rank"].as_i64().unwrap(),
+                row["name"].as_str().unwrap(),
+                row["total_points"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    // bea and carl tie on 30: same rank, ordered by name; the next rank skips one.
+    assert_eq!(
+        rows,
+        [
+            (1, "dora", 50),
+            (2, "bea", 30),
+            (2, "carl", 30),
+            (4, "al", 0)
+        ]
+    );
+
+    let (_, rome) = api.get("/api/ranking?city=Rome&limit=1").await;
+    assert_eq!(
+        rome,
+        json!([{ "rank": 1, "name": "bea", "city": "Rome", "total_points": 30 }])
+    );
+}
+
+#[tokio::test]
+async fn the_page_shows_the_ranking_with_user_input_escaped() {
+    let api = Api::new().await;
+    api.player("<script>", "Rome").await;
+    // The path segment arrives percent-encoded and is decoded before the lookup.
+    api.score("%3Cscript%3E", "Forum", 7).await;
+    let request = Request::get("/").body(Body::empty()).unwrap();
+    let (status, html) = send(&api.router, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<td>&lt;script&gt;</td><td>Rome</td><td>7</td>"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "{html}");
+}
+
+#[tokio::test]
+async fn user_mistakes_get_4xx_with_a_json_error() {
+    let api = Api::new().await;
+    api.player("ann", "Rome").await;
+    let long_name = "x".repeat(app::http::MAX_NAME_CHARS + 1);
+    let cases = [
+        (
+            "/api/players",
+            r#"{"name": "bob""#.to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/players",
+            r#"{"name": "bob"}"#.to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/players",
+            json!({ "name": long_name, "city": "Rome", "birthdate": "1990-01-01" }).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/players",
+            json!({ "name": "bob", "city": "Rome", "birthdate": "1990-13-01" }).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/players",
+            json!({ "name": "bob", "city": "", "birthdate": "1990-01-01" }).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/players",
+            json!({ "name": "bob", "city": "Rome", "birthdate": "2999-01-01" }).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/players",
+            json!({ "name": "ann", "city": "Oslo", "birthdate": "1990-01-01" }).to_string(),
+            StatusCode::CONFLICT,
+        ),
+        (
+            "/api/players/ann/scores",
+            json!({ "place": "Forum", "points": 0 }).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/players/nobody/scores",
+            json!({ "place": "Forum", "points": 3 }).to_string(),
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (uri, body, expected) in cases {
+        let (status, answer) = api.post_raw(uri, &body).await;
+        assert_eq!(status, expected, "POST {uri} {body}: {answer}");
+        assert!(!error_of(&answer).is_empty());
+    }
+
+    let (status, answer) = api.get("/api/players/nobody").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_of(&answer), "no player named `nobody`");
+    for query in ["limit=0", "limit=1000", "limit=abc"] {
+        let (status, answer) = api.get(&format!("/api/ranking?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_database_that_cannot_be_reached_gives_503_not_500() {
+    let mut config = TestDb::empty().await.config.clone();
+    config.port(support::cluster::free_port());
+    let router = app(AppState {
+        pool: app::db::pool(&config),
+    });
+    let api = Api {
+        router,
+        _db: TestDb::empty().await,
+    };
+    let (status, body) = api.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "unavailable");
+    assert!(!body["reason"].as_str().unwrap().is_empty());
+
+    let (status, body) = api.get("/api/ranking").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, _) = api.get("/healthz").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "liveness must not depend on the database"
+    );
+}
