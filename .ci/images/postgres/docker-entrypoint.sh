@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The official postgres image's entrypoint contract, in short: on the first start (no
+# PG_VERSION in PGDATA) initdb with POSTGRES_USER / POSTGRES_PASSWORD, listen on all
+# addresses, require a password over TCP, then a temporary server on the Unix socket only
+# creates POSTGRES_DB and runs /docker-entrypoint-initdb.d; finally exec the real server, so
+# that it is PID 1 and gets the stop signal itself. A later start with data present skips
+# all of that.
+set -Eeuo pipefail
+
+if [ "${1:0:1}" = '-' ]; then
+    set -- postgres "$@"
+fi
+
+# Only the server itself gets the treatment; `docker run IMAGE bash` runs bash.
+if [ "$1" != postgres ]; then
+    exec "$@"
+fi
+
+if [ "$(id -u)" = 0 ]; then
+    # A volume mounted over PGDATA may belong to root: hand it to postgres, then drop to it.
+    mkdir -p "$PGDATA" /var/run/postgresql
+    chown postgres:postgres "$PGDATA" /var/run/postgresql
+    chmod 0700 "$PGDATA"
+    exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
+fi
+
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+        cat >&2 <<'EOF'
+Error: Database is uninitialized and superuser password is not specified.
+       You must specify POSTGRES_PASSWORD to a non-empty value for the
+       superuser. For example, "-e POSTGRES_PASSWORD=password" on "docker run".
+EOF
+        exit 1
+    fi
+    user=${POSTGRES_USER:-postgres}
+    db=${POSTGRES_DB:-$user}
+
+    initdb --username="$user" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") \
+        --encoding=UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 \
+        -D "$PGDATA"
+    echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
+    echo 'host all all all scram-sha-256' >> "$PGDATA/pg_hba.conf"
+
+    # The temporary server: Unix socket only, so that nothing on TCP (a healthcheck, the
+    # app) ever sees a half-initialised database.
+    pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w start
+    psql=(psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$user" --dbname postgres)
+    if [ "$db" != postgres ]; then
+        "${psql[@]}" -q --set db="$db" <<<'CREATE DATABASE :"db";'
+    fi
+    for file in /docker-entrypoint-initdb.d/*; do
+        case "$file" in
+            *.sh) echo "running $file"; . "$file" ;;
+            *.sql) echo "running $file"; "${psql[@]}" --dbname "$db" -f "$file" ;;
+            *) ;;
+        esac
+    done
+    pg_ctl -D "$PGDATA" -m fast -w stop
+    echo 'PostgreSQL init process complete; ready for start up.'
+fi
+
+exec "$@"
