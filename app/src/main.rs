@@ -1,4 +1,4 @@
-use std::process::ExitCode;
+use std::{io::IsTerminal, process::ExitCode};
 
 use app::{
     config::{self, Config, LogFormat},
@@ -97,8 +97,10 @@ async fn migrate(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=debug"));
+    // Colours only for a person at a terminal, never in `docker logs` or a log collector.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),

@@ -7,10 +7,11 @@
 #![allow(dead_code)]
 
 use std::{
-    io::Write,
-    net::TcpListener,
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
     process::{Command, Stdio},
     sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
 };
 
 pub const PASSWORD: &str = "cluster-test";
@@ -85,6 +86,33 @@ impl Cluster {
         self.ctl("start");
     }
 
+    /// Puts `line` first in the cluster's pg_hba.conf and has the server reload it; the
+    /// reload completes shortly after this returns (see `first_answer`).
+    pub fn prepend_hba(&self, line: &str) {
+        let path = format!("/etc/postgresql/{}/{}/pg_hba.conf", self.version, self.name);
+        let rules = std::fs::read_to_string(&path).expect("read pg_hba.conf");
+        std::fs::write(&path, format!("{line}\n{rules}")).expect("write pg_hba.conf");
+        self.ctl("reload");
+    }
+
+    /// `pg_isready`'s verdict on 127.0.0.1 at this cluster's port (0 accepting, 1 rejecting
+    /// connections, 2 no answer), with `args` such as `-U user`. The versioned binary: Debian's
+    /// wrapper reads every cluster's configuration and stumbles on those other tests are
+    /// creating or dropping at the same time.
+    pub fn pg_isready(&self, args: &[&str]) -> i32 {
+        let status = Command::new(format!(
+            "/usr/lib/postgresql/{}/bin/pg_isready",
+            self.version
+        ))
+        .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+        .args(["--timeout", "5"])
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run pg_isready");
+        status.code().expect("pg_isready exited by a signal")
+    }
+
     fn ctl(&self, action: &str) {
         run(Command::new("pg_ctlcluster").args([&self.version, &self.name, action]));
     }
@@ -113,6 +141,27 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("bind a free port")
         .port()
+}
+
+/// The type byte of the first message the server on 127.0.0.1:`port` answers a protocol
+/// 3.0 startup message with (`R` for an authentication request, `E` for an error), or
+/// `None` when nothing answers. A reference independent of the code under test: it only
+/// needs one byte, so it reads no further.
+pub fn first_answer(port: u16, user: &str) -> Option<u8> {
+    let timeout = Duration::from_secs(2);
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&address, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    let mut body = 196_608u32.to_be_bytes().to_vec(); // protocol 3.0
+    for text in ["user", user, "database", "postgres", ""] {
+        body.extend_from_slice(text.as_bytes());
+        body.push(0);
+    }
+    let length = (body.len() as u32 + 4).to_be_bytes();
+    stream.write_all(&[&length[..], &body].concat()).ok()?;
+    let mut kind = [0];
+    stream.read_exact(&mut kind).ok()?;
+    Some(kind[0])
 }
 
 fn run(command: &mut Command) {

@@ -1,0 +1,188 @@
+//! The README's deployment figures, on the real engine (a benchmark, not a test):
+//!
+//!     cargo bench -p xtask --bench deploy
+//!
+//! - `deploy dev --no-build` with the images built and a new volume, five times: the time
+//!   to healthy, and how much of it is waiting (db ready + web healthy);
+//! - the app image's size and layer count;
+//! - after a one-line change in app/src: the rebuild (dependencies must come from cache)
+//!   and the redeploy.
+//!
+//! It uses the stand-in images of `.ci/docker` where /etc/travial-ci.env names them, and a
+//! project prefix and ports of its own, so it never touches a real `travial-dev` stack.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+const RUNS: usize = 5;
+const IMAGE: &str = "travial-bench/app";
+const TAG: &str = "bench";
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let vars = environment();
+    let run = |program: &str, args: &[&str], dir: &Path| -> (Output, Duration) {
+        let started = Instant::now();
+        let output = Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .envs(vars.iter().cloned())
+            .output()
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output, elapsed)
+    };
+    let xtask = env!("CARGO_BIN_EXE_xtask");
+    let build = |dir: &Path| {
+        run(
+            "docker",
+            &[
+                "compose",
+                "-p",
+                "travial-bench",
+                "-f",
+                "compose/compose.yaml",
+                "build",
+                "web",
+            ],
+            dir,
+        )
+        .1
+    };
+    let down = || run(xtask, &["down", "dev", "--volumes"], &root);
+
+    build(&root);
+    let mut totals = Vec::new();
+    let mut waits = Vec::new();
+    for _ in 0..RUNS {
+        down();
+        let (output, total) = run(xtask, &["deploy", "dev", "--no-build"], &root);
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        waits.push(step_seconds(&log, "db ready") + step_seconds(&log, "web healthy"));
+        totals.push(total.as_secs_f64());
+    }
+
+    let format = "{{.Size}} {{len .RootFS.Layers}}";
+    let (inspect, _) = run(
+        "docker",
+        &[
+            "image",
+            "inspect",
+            "--format",
+            format,
+            &format!("{IMAGE}:{TAG}"),
+        ],
+        &root,
+    );
+    let inspect = String::from_utf8_lossy(&inspect.stdout).into_owned();
+    let (size, layers) = inspect.trim().split_once(' ').unwrap();
+    let megabytes = size.parse::<f64>().unwrap() / 1e6;
+
+    let copy = one_line_change(&root);
+    let rebuild = build(&copy);
+    let (_, redeploy) = run(xtask, &["deploy", "dev", "--no-build"], &root);
+    down();
+    std::fs::remove_dir_all(&copy).unwrap();
+
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!(
+        "| `deploy dev` to healthy, images built (median of {RUNS}) | {:.1} s |",
+        median(&mut totals)
+    );
+    println!(
+        "| of which waiting for db and web (median) | {:.1} s |",
+        median(&mut waits)
+    );
+    println!("| app image size | {megabytes:.1} MB, {layers} layers |");
+    println!(
+        "| rebuild after a one-line change in app/src | {:.1} s |",
+        rebuild.as_secs_f64()
+    );
+    println!(
+        "| redeploy of that image | {:.1} s |",
+        redeploy.as_secs_f64()
+    );
+}
+
+/// The stand-ins from `.ci/docker` where present, and this benchmark's own names and ports.
+fn environment() -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = std::fs::read_to_string("/etc/travial-ci.env")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+    let port = |offset: u32| (28000 + offset + std::process::id() % 1000).to_string();
+    for (key, value) in [
+        ("TRAVIAL_PROJECT", "travial-bench".to_owned()),
+        ("APP_IMAGE", IMAGE.into()),
+        ("APP_TAG", TAG.into()),
+        ("WEB_PORT", port(0)),
+        ("DB_PORT", port(1000)),
+    ] {
+        vars.push((key.to_owned(), value));
+    }
+    vars
+}
+
+/// The seconds a deploy's `✓ STEP (N s)` line reports.
+fn step_seconds(log: &str, step: &str) -> f64 {
+    log.lines()
+        .find_map(|line| {
+            line.strip_prefix(&format!("✓ {step} ("))?
+                .strip_suffix(" s)")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no `{step}` step in:\n{log}"))
+}
+
+/// A copy of what the image is built from, with one line added to app/src/main.rs.
+fn one_line_change(root: &Path) -> PathBuf {
+    let copy = std::env::temp_dir().join(format!("travial-bench-{}", std::process::id()));
+    for path in [
+        "Cargo.toml",
+        "Cargo.lock",
+        ".dockerignore",
+        "compose",
+        "app/Cargo.toml",
+        "app/Dockerfile",
+        "app/src",
+        "app/migrations",
+        "xtask/Cargo.toml",
+    ] {
+        std::fs::create_dir_all(copy.join(path).parent().unwrap()).unwrap();
+        let status = Command::new("cp")
+            .args(["-R", "-p"])
+            .arg(root.join(path))
+            .arg(copy.join(path))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let main = copy.join("app/src/main.rs");
+    let source = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        format!("{source}// one-line change for the benchmark\n"),
+    )
+    .unwrap();
+    copy
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

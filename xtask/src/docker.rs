@@ -1,0 +1,198 @@
+//! Preflight: docker, Compose v2 and a daemon that answers, checked before any work starts;
+//! and the fixes of the mistakes docker reports, for the `hint:` line of any failure.
+
+use xshell::Shell;
+
+use crate::{hint::Hint, process::Docker};
+
+const INSTALL: &str = "run `cargo xtask install-docker`";
+
+/// Checks the client and Compose v2; with `need_daemon`, that the daemon answers too.
+pub fn preflight(sh: &Shell, need_daemon: bool) -> anyhow::Result<()> {
+    if which::which("docker").is_err() {
+        return Err(Hint::new("docker is not installed (not found in PATH)", INSTALL).into());
+    }
+    let compose = Docker::new(sh, ["compose", "version", "--short"]).output()?;
+    let version = String::from_utf8_lossy(&compose.stdout);
+    if !compose.status.success() || !version.trim_start_matches('v').starts_with('2') {
+        return Err(Hint::new(
+            "Docker Compose v2 is missing (`docker compose version` failed)",
+            INSTALL,
+        )
+        .into());
+    }
+    if need_daemon {
+        let info = Docker::new(sh, ["info", "--format", "{{.ServerVersion}}"]).output()?;
+        if !info.status.success() {
+            return Err(daemon_problem(&String::from_utf8_lossy(&info.stderr)));
+        }
+    }
+    Ok(())
+}
+
+/// Turns `docker info`'s complaint into what to do about it.
+fn daemon_problem(stderr: &str) -> anyhow::Error {
+    let first_line = stderr
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("no answer")
+        .trim();
+    if stderr.contains("permission denied") {
+        Hint::new(
+            "permission denied on the Docker daemon's socket",
+            join_the_group(),
+        )
+        .into()
+    } else if is_daemon_down(stderr) {
+        Hint::new(
+            format!("the Docker daemon is not running ({first_line})"),
+            start_the_daemon(),
+        )
+        .into()
+    } else {
+        anyhow::anyhow!("the Docker daemon does not answer: {first_line}")
+    }
+}
+
+/// The fix of a mistake docker reported on stderr, when it is a common one.
+pub fn known_fix(stderr: &str) -> Option<String> {
+    if let Some(port) = taken_port(stderr) {
+        return Some(port_fix(port));
+    }
+    if let Some(variable) = missing_variable(stderr) {
+        return Some(format!(
+            "set {variable} in the environment, e.g. `export {variable}=…` (keep it out of git), then run the command again"
+        ));
+    }
+    if stderr.contains("pull access denied") || stderr.contains("manifest unknown") {
+        return Some("the image is neither here nor in a registry: build it with `cargo xtask build`, or deploy without --no-build".to_owned());
+    }
+    if stderr
+        .to_lowercase()
+        .contains("permission denied while trying to connect to the docker")
+    {
+        return Some(join_the_group());
+    }
+    if is_daemon_down(stderr) {
+        return Some(start_the_daemon());
+    }
+    None
+}
+
+/// The variable that moves the port: the one set to it, if any, else both.
+fn port_fix(port: u16) -> String {
+    let set_to_it = ["DB_PORT", "WEB_PORT"]
+        .into_iter()
+        .find(|name| std::env::var(name).is_ok_and(|value| value.trim() == port.to_string()));
+    match set_to_it {
+        Some(name) => format!("another program uses port {port}: set {name} to a free one"),
+        None => format!(
+            "another program uses port {port}: set DB_PORT (the database's port) or WEB_PORT (web's) \
+             to a free one, e.g. `WEB_PORT=8001 cargo xtask deploy dev`"
+        ),
+    }
+}
+
+fn is_daemon_down(stderr: &str) -> bool {
+    stderr.contains("Is the docker daemon running")
+        || stderr.contains("Cannot connect to the Docker daemon")
+}
+
+fn join_the_group() -> String {
+    "join the docker group (`cargo xtask install-docker` does it), then log in again or run `newgrp docker`".to_owned()
+}
+
+fn start_the_daemon() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if !host.is_empty() => {
+            format!(
+                "start the daemon DOCKER_HOST names ({host}), or unset DOCKER_HOST to use the local one"
+            )
+        }
+        _ => "start it: `sudo systemctl start docker`".to_owned(),
+    }
+}
+
+/// `Bind for 127.0.0.1:5432 failed: port is already allocated` (another container), or
+/// `listen tcp4 127.0.0.1:5432: bind: address already in use` (another program).
+fn taken_port(stderr: &str) -> Option<u16> {
+    let line = stderr.lines().find(|line| {
+        line.contains("port is already allocated") || line.contains("address already in use")
+    })?;
+    let address = match line.find("Bind for ") {
+        Some(start) => line[start + "Bind for ".len()..]
+            .split_whitespace()
+            .next()?,
+        None => line[..line.find(": bind:")?].rsplit(' ').next()?,
+    };
+    address.rsplit(':').next()?.parse().ok()
+}
+
+/// Compose's `required variable POSTGRES_PASSWORD is missing a value: …`.
+fn missing_variable(stderr: &str) -> Option<&str> {
+    let (_, after) = stderr.split_once("required variable ")?;
+    let name = after.split_whitespace().next()?;
+    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hint;
+
+    #[test]
+    fn daemon_failures_say_what_fixes_them() {
+        let denied = "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock";
+        let err = daemon_problem(denied);
+        assert!(
+            hint::of(&err).unwrap().contains("join the docker group"),
+            "{err:#}"
+        );
+        let down = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?";
+        let err = daemon_problem(down);
+        assert!(
+            err.to_string()
+                .starts_with("the Docker daemon is not running (Cannot connect"),
+            "{err}"
+        );
+        assert!(hint::of(&err).is_some());
+        let err = daemon_problem("");
+        assert_eq!(
+            err.to_string(),
+            "the Docker daemon does not answer: no answer"
+        );
+        assert_eq!(hint::of(&err), None);
+    }
+
+    #[test]
+    fn taken_ports_are_found_in_both_wordings() {
+        let other_container = "Error response from daemon: driver failed programming external connectivity on \
+            endpoint travial-dev-db-1 (0f2c): Bind for 127.0.0.1:5432 failed: port is already allocated";
+        assert_eq!(taken_port(other_container), Some(5432));
+        let other_program = "Error response from daemon: driver failed programming external connectivity on \
+            endpoint travial-dev-web-1 (9a1b): Error starting userland proxy: listen tcp4 127.0.0.1:8000: bind: \
+            address already in use";
+        assert_eq!(taken_port(other_program), Some(8000));
+        assert!(
+            known_fix(other_program)
+                .unwrap()
+                .contains("port 8000: set DB_PORT")
+        );
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let compose = "error while interpolating services.db.environment.POSTGRES_PASSWORD: required variable \
+            POSTGRES_PASSWORD is missing a value: POSTGRES_PASSWORD must be set for prod";
+        assert_eq!(missing_variable(compose), Some("POSTGRES_PASSWORD"));
+        assert!(
+            known_fix(compose)
+                .unwrap()
+                .starts_with("set POSTGRES_PASSWORD in the environment")
+        );
+        assert_eq!(known_fix("no such service: cache"), None);
+        let denied = "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock";
+        assert!(known_fix(denied).unwrap().contains("docker group"));
+    }
+}

@@ -1,0 +1,388 @@
+//! Docker's signing key: fetched, then trusted only if its OpenPGP v4 fingerprint is the
+//! expected one (RFC 4880 §12.2: SHA-1 over 0x99, a two-octet length and the public-key
+//! packet's body). No gpg needed: apt reads the ASCII-armored file itself (`Signed-By:`).
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+
+/// Docker's published fingerprint (docs.docker.com/engine/install/debian).
+pub const DOCKER: Fingerprint = Fingerprint([
+    0x9D, 0xC8, 0x58, 0x22, 0x9F, 0xC7, 0xDD, 0x38, 0x85, 0x4A, 0xE2, 0xD8, 0x8D, 0x81, 0x80, 0x3C,
+    0x0E, 0xBF, 0xCD, 0x88,
+]);
+
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Docker's key is 3.8 kB; anything far bigger is not a key.
+const MAX_KEY_BYTES: usize = 256 * 1024;
+
+const ARMOR_BEGIN: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
+const ARMOR_END: &str = "-----END PGP PUBLIC KEY BLOCK-----";
+const TAG_PUBLIC_KEY: u8 = 6;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint(pub [u8; 20]);
+
+/// As Docker prints it: `9DC8 5822 9FC7 DD38 854A E2D8 8D81 803C 0EBF CD88`.
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let groups: Vec<String> = self
+            .0
+            .chunks(2)
+            .map(|pair| format!("{:02X}{:02X}", pair[0], pair[1]))
+            .collect();
+        f.write_str(&groups.join(" "))
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// Forty hexadecimal digits, in any case, spaces allowed (as gpg and Docker's docs print them).
+impl FromStr for Fingerprint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Fingerprint, String> {
+        let digits: String = text
+            .trim_start_matches("0x")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if digits.len() != 40 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "`{text}` is not an OpenPGP v4 fingerprint: write its 40 hexadecimal digits, as `gpg --fingerprint` prints them"
+            ));
+        }
+        let mut bytes = [0; 20];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).expect("checked hex digits");
+        }
+        Ok(Fingerprint(bytes))
+    }
+}
+
+/// The key file at `url`: `https://` or `http://` through ureq, `file://` from the disk.
+pub fn fetch(url: &str) -> anyhow::Result<String> {
+    if let Some(path) = url.strip_prefix("file://") {
+        return std::fs::read_to_string(path).with_context(|| format!("read the key at {url}"));
+    }
+    if url.starts_with("https://") && !cfg!(feature = "tls") {
+        bail!(
+            "cannot fetch {url}: this xtask is built without TLS: build it with `--features tls`"
+        );
+    }
+    let config = ureq::Agent::config_builder().timeout_global(Some(FETCH_TIMEOUT));
+    #[cfg(feature = "tls")]
+    let config = config.tls_config(
+        ureq::tls::TlsConfig::builder()
+            .root_certs(root_certs())
+            .build(),
+    );
+    let agent: ureq::Agent = config.build().into();
+    let mut response = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("fetch the key at {url}"))?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_KEY_BYTES as u64)
+        .read_to_string()
+        .with_context(|| format!("read the key at {url}"))
+}
+
+/// The system's certificate authorities, as apt and curl use them (those of a proxy that
+/// inspects TLS included); Mozilla's where the system has none. The fingerprint, not TLS,
+/// is what makes the key trusted.
+#[cfg(feature = "tls")]
+fn root_certs() -> ureq::tls::RootCerts {
+    const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+    let pem = std::fs::read(SYSTEM_BUNDLE).unwrap_or_default();
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        ureq::tls::RootCerts::WebPki
+    } else {
+        ureq::tls::RootCerts::new_with_certs(&certs)
+    }
+}
+
+/// Checks that `armored` is one ASCII-armored OpenPGP public key, and no more, whose
+/// fingerprint is `expected`. apt would trust every key in the file: a second primary key,
+/// a second armor block or anything unreadable is refused, not skipped.
+pub fn verify(armored: &str, expected: Fingerprint) -> anyhow::Result<()> {
+    let actual = fingerprint(armored)?;
+    if actual != expected {
+        bail!("its fingerprint is {actual}, not {expected}");
+    }
+    Ok(())
+}
+
+/// The fingerprint of the one primary key in an armored public key block.
+pub fn fingerprint(armored: &str) -> anyhow::Result<Fingerprint> {
+    let packets = dearmor(armored)?;
+    let mut primary = None;
+    let mut rest = packets.as_slice();
+    while !rest.is_empty() {
+        let (tag, body, after) = next_packet(rest)?;
+        if tag == TAG_PUBLIC_KEY {
+            if primary.is_some() {
+                bail!("it holds more than one public key");
+            }
+            primary = Some(body);
+        } else if primary.is_none() {
+            bail!("it does not start with a public key (packet tag {tag})");
+        }
+        rest = after;
+    }
+    let body = primary.context("it holds no public key")?;
+    match body.first() {
+        Some(4) => {}
+        Some(version) => {
+            bail!("its key is OpenPGP version {version}: only version 4 keys are supported")
+        }
+        None => bail!("its public key packet is empty"),
+    }
+    let length = u16::try_from(body.len()).context("its public key packet is too long")?;
+    let mut sha1 = sha1_smol::Sha1::new();
+    sha1.update(&[0x99]);
+    sha1.update(&length.to_be_bytes());
+    sha1.update(body);
+    Ok(Fingerprint(sha1.digest().bytes()))
+}
+
+/// The binary packets of the one armor block that is the whole text (RFC 4880 §6.2); the
+/// CRC24 line, when present, is checked.
+fn dearmor(text: &str) -> anyhow::Result<Vec<u8>> {
+    let text = text.trim();
+    let Some(inner) = text
+        .strip_prefix(ARMOR_BEGIN)
+        .and_then(|rest| rest.strip_suffix(ARMOR_END))
+    else {
+        bail!("it is not one ASCII-armored OpenPGP public key block");
+    };
+    if inner.contains("-----") {
+        bail!("it holds more than one armor block");
+    }
+    let mut lines = inner.lines().map(str::trim);
+    // Armor headers (`Version: …`, `Comment: …`) end with the first blank line.
+    lines
+        .by_ref()
+        .find(|line| line.is_empty())
+        .context("its armor has no blank line before the data")?;
+    let mut data = String::new();
+    let mut checksum = None;
+    for line in lines.filter(|line| !line.is_empty()) {
+        match line.strip_prefix('=') {
+            Some(crc) if checksum.is_none() => checksum = Some(crc.to_owned()),
+            _ if checksum.is_some() => bail!("its armor has data after the checksum"),
+            _ => data.push_str(line),
+        }
+    }
+    let packets = base64::engine::general_purpose::STANDARD
+        .decode(&data)
+        .context("its armor is not valid base64")?;
+    if let Some(crc) = checksum {
+        let crc = base64::engine::general_purpose::STANDARD
+            .decode(&crc)
+            .context("its armor checksum is not valid base64")?;
+        if crc.len() != 3 || crc[..] != crc24(&packets).to_be_bytes()[1..] {
+            bail!("its armor checksum does not match: the key was damaged on the way");
+        }
+    }
+    if packets.is_empty() {
+        bail!("its armor is empty");
+    }
+    Ok(packets)
+}
+
+/// One packet (RFC 4880 §4.2, old and new headers): its tag, its body and what follows.
+fn next_packet(bytes: &[u8]) -> anyhow::Result<(u8, &[u8], &[u8])> {
+    let truncated = || anyhow::anyhow!("it ends in the middle of a packet");
+    let header = bytes[0];
+    if header & 0x80 == 0 {
+        bail!("it is not OpenPGP data (byte {header:#04x} where a packet starts)");
+    }
+    let (tag, length, header_len) = if header & 0x40 != 0 {
+        let first = *bytes.get(1).ok_or_else(truncated)? as usize;
+        let (length, len_len) = match first {
+            0..=191 => (first, 1),
+            192..=223 => (
+                ((first - 192) << 8) + *bytes.get(2).ok_or_else(truncated)? as usize + 192,
+                2,
+            ),
+            255 => (be_length(bytes.get(2..6).ok_or_else(truncated)?), 5),
+            _ => bail!("it uses partial packet lengths, which a public key may not"),
+        };
+        (header & 0x3f, length, 1 + len_len)
+    } else {
+        let len_len = match header & 0x03 {
+            0 => 1,
+            1 => 2,
+            2 => 4,
+            _ => bail!("it uses an indeterminate packet length, which a public key may not"),
+        };
+        let length = be_length(bytes.get(1..1 + len_len).ok_or_else(truncated)?);
+        ((header >> 2) & 0x0f, length, 1 + len_len)
+    };
+    let end = header_len
+        .checked_add(length)
+        .filter(|&end| end <= bytes.len())
+        .ok_or_else(truncated)?;
+    Ok((tag, &bytes[header_len..end], &bytes[end..]))
+}
+
+fn be_length(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .fold(0, |length, &byte| (length << 8) | byte as usize)
+}
+
+/// RFC 4880 §6.1.
+fn crc24(bytes: &[u8]) -> u32 {
+    let mut crc: u32 = 0x00B7_04CE;
+    for &byte in bytes {
+        crc ^= (byte as u32) << 16;
+        for _ in 0..8 {
+            crc <<= 1;
+            if crc & 0x0100_0000 != 0 {
+                crc ^= 0x0186_4CFB;
+            }
+        }
+    }
+    crc & 0x00FF_FFFF
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(name: &str) -> String {
+        let path = format!("{}/tests/data/install/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
+    }
+
+    fn armor(packets: &[u8]) -> String {
+        let data = base64::engine::general_purpose::STANDARD.encode(packets);
+        let lines: Vec<&str> = data
+            .as_bytes()
+            .chunks(64)
+            .map(|line| std::str::from_utf8(line).unwrap())
+            .collect();
+        format!("{ARMOR_BEGIN}\n\n{}\n{ARMOR_END}\n", lines.join("\n"))
+    }
+
+    #[test]
+    fn dockers_real_key_has_dockers_fingerprint() {
+        assert_eq!(
+            DOCKER.to_string(),
+            "9DC8 5822 9FC7 DD38 854A E2D8 8D81 803C 0EBF CD88"
+        );
+        let key = data("docker.asc");
+        assert_eq!(fingerprint(&key).unwrap(), DOCKER);
+        verify(&key, DOCKER).unwrap();
+    }
+
+    /// A key made with `gpg --quick-gen-key … ed25519`; `gpg --with-colons --show-keys
+    /// --fingerprint` printed this fingerprint for it.
+    #[test]
+    fn another_valid_key_is_refused_unless_its_own_fingerprint_is_given() {
+        let key = data("other-key.asc");
+        let its_own: Fingerprint = "7C90E34CEECC831E5F0542E0A76FEDC88BDEF0E0".parse().unwrap();
+        assert_eq!(fingerprint(&key).unwrap(), its_own);
+        let refusal = verify(&key, DOCKER).unwrap_err().to_string();
+        assert_eq!(
+            refusal,
+            "its fingerprint is 7C90 E34C EECC 831E 5F05 42E0 A76F EDC8 8BDE F0E0, not 9DC8 5822 9FC7 DD38 854A E2D8 8D81 803C 0EBF CD88"
+        );
+        verify(&key, its_own).unwrap();
+    }
+
+    #[test]
+    fn new_format_packet_headers_give_the_same_fingerprint() {
+        let packets = dearmor(&data("docker.asc")).unwrap();
+        let (tag, body, rest) = next_packet(&packets).unwrap();
+        assert_eq!((tag, body.len()), (TAG_PUBLIC_KEY, 525));
+        // New format, tag 6, five-octet length.
+        let mut rewritten = vec![0xC0 | TAG_PUBLIC_KEY, 255];
+        rewritten.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        rewritten.extend_from_slice(body);
+        rewritten.extend_from_slice(rest);
+        assert_eq!(fingerprint(&armor(&rewritten)).unwrap(), DOCKER);
+    }
+
+    #[test]
+    fn garbage_and_smuggled_keys_are_refused() {
+        let docker = data("docker.asc");
+        let other = data("other-key.asc");
+        let both_blocks = format!("{docker}{other}");
+        let mut both_keys = dearmor(&docker).unwrap();
+        both_keys.extend(dearmor(&other).unwrap());
+        let mut damaged = docker.clone();
+        damaged.replace_range(100..101, if &docker[100..101] == "A" { "B" } else { "A" });
+        let cases: &[(&str, &str)] = &[
+            ("", "not one ASCII-armored"),
+            ("<html>404 Not Found</html>", "not one ASCII-armored"),
+            (
+                &format!("{ARMOR_BEGIN}\n\n!!!!\n{ARMOR_END}"),
+                "not valid base64",
+            ),
+            (&armor(b"\x01\x02\x03"), "not OpenPGP data"),
+            (
+                &armor(&[0x99, 0x02, 0x00, 0x04]),
+                "ends in the middle of a packet",
+            ),
+            (&both_blocks, "more than one armor block"),
+            (&armor(&both_keys), "more than one public key"),
+            (&damaged, "checksum does not match"),
+            (
+                &armor(&[0xB4, 0x01, b'x']),
+                "does not start with a public key",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = fingerprint(text).unwrap_err().to_string();
+            assert!(
+                err.contains(expected),
+                "{text:?}: `{err}` lacks `{expected}`"
+            );
+            assert!(verify(text, DOCKER).is_err());
+        }
+    }
+
+    #[test]
+    fn fingerprints_parse_as_people_write_them() {
+        for text in [
+            "9DC8 5822 9FC7 DD38 854A E2D8 8D81 803C 0EBF CD88",
+            "9DC8 5822 9FC7 DD38 854A  E2D8 8D81 803C 0EBF CD88",
+            "9dc858229fc7dd38854ae2d88d81803c0ebfcd88",
+            "0x9DC858229FC7DD38854AE2D88D81803C0EBFCD88",
+        ] {
+            assert_eq!(text.parse::<Fingerprint>(), Ok(DOCKER), "{text}");
+        }
+        for bad in ["0EBFCD88", "9DC858229FC7DD38854AE2D88D81803C0EBFCD8Z", ""] {
+            assert!(bad.parse::<Fingerprint>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_urls_are_read_from_the_disk() {
+        let path = format!(
+            "{}/tests/data/install/docker.asc",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        assert_eq!(
+            fetch(&format!("file://{path}")).unwrap(),
+            data("docker.asc")
+        );
+        assert!(fetch("file:///nonexistent/gpg").is_err());
+    }
+}

@@ -1,0 +1,189 @@
+//! `cargo xtask install-docker`: Docker Engine and Compose v2 on Ubuntu or Debian, from
+//! Docker's repository (its key checked by fingerprint) or the distribution's packages.
+//!
+//! Facts first (reading only), then the plan as data (`plan::build`, pure), then either
+//! `--dry-run` prints it or `apply` carries it out, as root, through sudo if need be.
+
+mod apply;
+mod apt_key;
+mod apt_source;
+mod facts;
+mod group;
+mod os_release;
+mod plan;
+mod steps;
+
+use anyhow::bail;
+use xshell::{Shell, cmd};
+
+use crate::cli::InstallDockerArgs;
+pub use apt_key::Fingerprint;
+
+/// Where the packages come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// Docker's apt repository: docker-ce, Compose v2, buildx
+    Official,
+    /// The distribution's own docker.io (and Compose v2 where it packages one)
+    Distro,
+}
+
+/// Docker's repositories live below it: `…/linux/ubuntu`, `…/linux/debian`.
+const DOCKER_DOWNLOAD: &str = "https://download.docker.com";
+/// The regional mirrors get.docker.com knows by name (`--mirror Aliyun`).
+const NAMED_MIRRORS: &[(&str, &str)] = &[
+    ("Aliyun", "https://mirrors.aliyun.com/docker-ce"),
+    ("AzureChinaCloud", "https://mirror.azure.cn/docker-ce"),
+];
+
+/// What the plan depends on among the flags.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub source: Source,
+    /// Without a trailing slash: `https://download.docker.com` or a mirror of it.
+    pub mirror: String,
+    pub fingerprint: Fingerprint,
+    pub force: bool,
+}
+
+impl InstallDockerArgs {
+    fn options(&self) -> anyhow::Result<Options> {
+        if self.source == Source::Distro {
+            if self.mirror.is_some() {
+                bail!("--mirror is for Docker's repository: drop it, or drop `--source distro`");
+            }
+            if self.key_fingerprint.is_some() {
+                bail!(
+                    "--key-fingerprint is for Docker's repository: drop it, or drop `--source distro`"
+                );
+            }
+        }
+        let mirror = match self.mirror.as_deref() {
+            None => DOCKER_DOWNLOAD.to_owned(),
+            Some(given) => mirror_url(given)?,
+        };
+        Ok(Options {
+            source: self.source,
+            mirror,
+            fingerprint: self.key_fingerprint.unwrap_or(apt_key::DOCKER),
+            force: self.force,
+        })
+    }
+}
+
+/// `--mirror`: a name get.docker.com knows, or a URL laid out as download.docker.com.
+fn mirror_url(given: &str) -> anyhow::Result<String> {
+    if let Some((_, url)) = NAMED_MIRRORS.iter().find(|(name, _)| *name == given) {
+        return Ok((*url).to_owned());
+    }
+    if ["https://", "http://", "file:///"]
+        .iter()
+        .any(|scheme| given.starts_with(scheme))
+    {
+        return Ok(given.trim_end_matches('/').to_owned());
+    }
+    bail!(
+        "--mirror {given}: give the URL above linux/ubuntu and linux/debian, as {DOCKER_DOWNLOAD} \
+         is for Docker's own (https://…, http://… or file:///…), or Aliyun or AzureChinaCloud"
+    )
+}
+
+pub fn run(sh: &Shell, args: &InstallDockerArgs) -> anyhow::Result<()> {
+    // Nothing here is about the project, and the built xtask may run where its checkout is
+    // not (a fresh machine, a container): the commands run from `/`.
+    sh.change_dir("/");
+    let options = args.options()?;
+    let asked = facts::Asked {
+        user: args.user.as_deref(),
+        no_group: args.no_group,
+    };
+    let facts = facts::gather(sh, &asked)?;
+    let plan = plan::build(&facts, &options)?;
+    if args.dry_run {
+        plan.print_notes();
+        print!("{plan}");
+        return Ok(());
+    }
+    if plan.changes_nothing() {
+        plan.print_notes();
+        eprintln!("nothing to change: {}", plan.title);
+        return Ok(());
+    }
+    if !facts::is_root(sh) {
+        return rerun_as_root(sh);
+    }
+    plan.print_notes();
+    eprintln!("install-docker: {}", plan.title);
+    apply::execute(sh, &plan, args.yes)
+}
+
+/// The same command through sudo, which sets SUDO_USER: the user who joins the group.
+fn rerun_as_root(sh: &Shell) -> anyhow::Result<()> {
+    if which::which("sudo").is_err() {
+        bail!(
+            "install-docker needs root to install packages: run it as root (sudo is not installed here)"
+        );
+    }
+    let exe = std::env::current_exe()?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    eprintln!("install-docker needs root: running it again through sudo");
+    cmd!(sh, "sudo -- {exe} {args...}")
+        .run()
+        .map_err(|_| anyhow::anyhow!("install-docker through sudo failed: see its output above"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn options(line: &str) -> anyhow::Result<Options> {
+        let cli = Cli::try_parse_from(format!("xtask install-docker {line}").split_whitespace())?;
+        let Command::InstallDocker(args) = cli.command else {
+            unreachable!()
+        };
+        args.options()
+    }
+
+    #[test]
+    fn flags_to_options() {
+        let default = options("").unwrap();
+        assert_eq!(
+            (default.source, default.mirror.as_str()),
+            (Source::Official, DOCKER_DOWNLOAD)
+        );
+        assert_eq!(default.fingerprint, apt_key::DOCKER);
+        assert_eq!(
+            options("--mirror Aliyun").unwrap().mirror,
+            "https://mirrors.aliyun.com/docker-ce"
+        );
+        assert_eq!(
+            options("--mirror file:///repo/").unwrap().mirror,
+            "file:///repo"
+        );
+        let fingerprint = options("--key-fingerprint 7C90E34CEECC831E5F0542E0A76FEDC88BDEF0E0")
+            .unwrap()
+            .fingerprint;
+        assert_eq!(
+            fingerprint.to_string(),
+            "7C90 E34C EECC 831E 5F05 42E0 A76F EDC8 8BDE F0E0"
+        );
+        assert_eq!(options("--source distro").unwrap().source, Source::Distro);
+    }
+
+    #[test]
+    fn flags_that_do_not_fit_are_refused() {
+        for line in [
+            "--source distro --mirror https://mirror.example",
+            "--source distro --key-fingerprint 9DC858229FC7DD38854AE2D88D81803C0EBFCD88",
+            "--mirror mirror.example",
+            "--key-fingerprint 0EBFCD88",
+            "--user ann --no-group",
+            "--source snap",
+        ] {
+            assert!(options(line).is_err(), "{line}");
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `cargo xtask status ENV`: the environment's containers as `docker compose ps` shows
+//! them, or with `--json` as a stable array for scripts, one object per container:
+//!
+//! ```json
+//! [{"service": "db", "state": "running", "health": "healthy",
+//!   "ports": [{"host": "127.0.0.1", "published": 5432, "target": 5432, "protocol": "tcp"}]}]
+//! ```
+//!
+//! `health` is null for a service without a healthcheck; `ports` lists the published ones.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use xshell::Shell;
+
+use crate::{compose::Stack, deploy::compose, docker, hint::Hint, process, process::Docker};
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Container {
+    pub service: String,
+    pub state: String,
+    pub health: Option<String>,
+    pub ports: Vec<Port>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Port {
+    pub host: String,
+    pub published: u16,
+    pub target: u16,
+    pub protocol: String,
+}
+
+pub fn run(sh: &Shell, root: &Path, env: &str, json: bool) -> anyhow::Result<()> {
+    let stack = Stack::load(root, env)?;
+    docker::preflight(sh, true)?;
+    if !json {
+        return Docker::new(sh, compose(&stack, &["ps", "--all"])).show();
+    }
+    let output = Docker::new(sh, compose(&stack, &["ps", "--all", "--format", "json"])).output()?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let reason = process::last_line(&stderr).unwrap_or_else(|| output.status.to_string());
+        return Err(Hint::maybe(
+            format!("`docker compose ps` failed: {reason}"),
+            docker::known_fix(&stderr),
+        ));
+    }
+    let containers = parse(&String::from_utf8_lossy(&output.stdout))?;
+    println!("{}", serde_json::to_string_pretty(&containers)?);
+    Ok(())
+}
+
+/// What `docker compose ps --format json` prints: one object per line since Compose
+/// 2.21, an array before.
+pub fn parse(text: &str) -> anyhow::Result<Vec<Container>> {
+    let text = text.trim();
+    let entries: Vec<PsEntry> = if text.starts_with('[') {
+        serde_json::from_str(text).context("cannot read `docker compose ps --format json`")?
+    } else {
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .context("cannot read `docker compose ps --format json`")?
+    };
+    let mut containers: Vec<Container> = entries.into_iter().map(PsEntry::normalise).collect();
+    containers.sort_by(|a, b| a.service.cmp(&b.service));
+    Ok(containers)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PsEntry {
+    service: String,
+    state: String,
+    #[serde(default)]
+    health: String,
+    #[serde(default)]
+    publishers: Option<Vec<Publisher>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Publisher {
+    #[serde(rename = "URL", default)]
+    url: String,
+    target_port: u16,
+    published_port: u16,
+    protocol: String,
+}
+
+impl PsEntry {
+    fn normalise(self) -> Container {
+        let ports = self
+            .publishers
+            .unwrap_or_default()
+            .into_iter()
+            // A port the image exposes but the stack does not publish.
+            .filter(|publisher| publisher.published_port != 0)
+            .map(|publisher| Port {
+                host: publisher.url,
+                published: publisher.published_port,
+                target: publisher.target_port,
+                protocol: publisher.protocol,
+            })
+            .collect();
+        Container {
+            service: self.service,
+            state: self.state,
+            health: Some(self.health).filter(|health| !health.is_empty()),
+            ports,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINES: &str = r#"{"Command":"\"app serve\"","ExitCode":0,"Health":"starting","ID":"b2","Name":"travial-dev-web-1","Project":"travial-dev","Publishers":[{"URL":"127.0.0.1","TargetPort":8000,"PublishedPort":8000,"Protocol":"tcp"}],"Service":"web","State":"running","Status":"Up 1 second (health: starting)"}
+{"Command":"\"docker-entrypoint.s…\"","ExitCode":0,"Health":"","ID":"a1","Name":"travial-dev-db-1","Project":"travial-dev","Publishers":[{"URL":"127.0.0.1","TargetPort":5432,"PublishedPort":5433,"Protocol":"tcp"},{"URL":"","TargetPort":9999,"PublishedPort":0,"Protocol":"tcp"}],"Service":"db","State":"exited","Status":"Exited (0)"}
+"#;
+
+    #[test]
+    fn compose_lines_become_a_stable_array() {
+        let containers = parse(LINES).unwrap();
+        let json = serde_json::to_string(&containers).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"service":"db","state":"exited","health":null,"ports":[{"host":"127.0.0.1","published":5433,"target":5432,"protocol":"tcp"}]},{"service":"web","state":"running","health":"starting","ports":[{"host":"127.0.0.1","published":8000,"target":8000,"protocol":"tcp"}]}]"#
+        );
+    }
+
+    #[test]
+    fn the_array_of_older_composes_and_no_containers_read_the_same() {
+        let array = format!("[{}]", LINES.trim().replace('\n', ","));
+        assert_eq!(parse(&array).unwrap(), parse(LINES).unwrap());
+        assert_eq!(parse("").unwrap(), []);
+        assert_eq!(parse("[]\n").unwrap(), []);
+        let null_publishers = r#"{"Service":"db","State":"created","Publishers":null}"#;
+        assert_eq!(parse(null_publishers).unwrap()[0].ports, []);
+    }
+}

@@ -1,0 +1,398 @@
+//! `cargo xtask deploy` end to end, on the real engine with the stand-in images.
+
+mod e2e;
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use e2e::{Sandbox, assert_success, exclusive, http, stderr};
+
+const PLAYER: &str = r#"{"name":"ann","city":"Rome","birthdate":"1990-05-17"}"#;
+
+fn player_status(sandbox: &Sandbox) -> u16 {
+    http("GET", &sandbox.web_url("/api/players/ann"), None)
+        .unwrap()
+        .0
+}
+
+#[test]
+fn dev_data_survives_redeploys_and_down_but_not_down_volumes() {
+    let _one_at_a_time = exclusive();
+    let sandbox = Sandbox::new("lifecycle");
+
+    let deploy = sandbox.xtask(&["deploy", "dev"]);
+    assert_success(&deploy, "deploy dev");
+    let log = stderr(&deploy);
+    for step in ["✓ db ready", "✓ migrations applied", "✓ web healthy"] {
+        assert!(log.contains(step), "no `{step}` in:\n{log}");
+    }
+    assert!(String::from_utf8_lossy(&deploy.stdout).contains(&sandbox.web_url("/")));
+    assert_eq!(
+        http("GET", &sandbox.web_url("/healthz"), None).unwrap().0,
+        200
+    );
+    let (status, body) = http("POST", &sandbox.web_url("/api/players"), Some(PLAYER)).unwrap();
+    assert_eq!(status, 201, "{body}");
+
+    assert_success(&sandbox.xtask(&["deploy", "dev"]), "deploy dev again");
+    assert_eq!(
+        player_status(&sandbox),
+        200,
+        "the player was lost by a redeploy"
+    );
+
+    assert_success(&sandbox.xtask(&["down", "dev"]), "down dev");
+    assert!(
+        http("GET", &sandbox.web_url("/healthz"), None).is_err(),
+        "web still answers after down"
+    );
+    assert_success(
+        &sandbox.xtask(&["deploy", "dev", "--no-build"]),
+        "deploy dev after down",
+    );
+    assert_eq!(player_status(&sandbox), 200, "the player was lost by down");
+
+    assert_success(
+        &sandbox.xtask(&["down", "dev", "--volumes"]),
+        "down dev --volumes",
+    );
+    assert_success(
+        &sandbox.xtask(&["deploy", "dev", "--no-build"]),
+        "deploy dev after down --volumes",
+    );
+    assert_eq!(
+        player_status(&sandbox),
+        404,
+        "the data survived down --volumes"
+    );
+}
+
+#[test]
+fn prod_without_a_password_starts_nothing() {
+    let _one_at_a_time = exclusive();
+    let mut sandbox = Sandbox::new("nopassword");
+    sandbox.vars.retain(|(key, _)| key != "POSTGRES_PASSWORD");
+
+    let mut command = Command::new(e2e::XTASK);
+    command
+        .args(["deploy", "prod", "--no-build"])
+        .current_dir(e2e::root())
+        .envs(sandbox.vars.iter().cloned())
+        .env_remove("POSTGRES_PASSWORD");
+    let deploy = command.output().unwrap();
+    assert_eq!(deploy.status.code(), Some(1));
+    let log = stderr(&deploy);
+    assert!(
+        log.contains("POSTGRES_PASSWORD must be set for prod"),
+        "{log}"
+    );
+    assert_eq!(
+        log.lines()
+            .filter(|line| line.starts_with("error:"))
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(sandbox.resources("prod"), Vec::<String>::new());
+}
+
+#[test]
+fn a_failing_migration_stops_the_deploy_before_web() {
+    let _one_at_a_time = exclusive();
+    let sandbox = Sandbox::new("badmigration");
+    // A table in the way of the first migration: `app migrate` fails as it would on a real
+    // conflict, with no hook in the app.
+    assert_success(
+        &sandbox.compose("dev", &["up", "--detach", "--wait", "db"]),
+        "start db",
+    );
+    let conflict = sandbox.compose(
+        "dev",
+        &[
+            "exec",
+            "-T",
+            "db",
+            "psql",
+            "-U",
+            "travial",
+            "-d",
+            "travial",
+            "-c",
+            "CREATE TABLE players (id int)",
+        ],
+    );
+    assert_success(&conflict, "create a conflicting table");
+
+    let deploy = sandbox.xtask(&["deploy", "dev", "--no-build"]);
+    assert_eq!(deploy.status.code(), Some(1), "{}", stderr(&deploy));
+    let log = stderr(&deploy);
+    assert!(
+        log.contains("the migrations failed, so web was not started"),
+        "{log}"
+    );
+    let web = sandbox.compose("dev", &["ps", "--all", "--quiet", "web"]);
+    assert_eq!(
+        String::from_utf8_lossy(&web.stdout).trim(),
+        "",
+        "web was created"
+    );
+}
+
+#[test]
+fn a_db_that_never_becomes_ready_times_out_with_its_logs() {
+    let _one_at_a_time = exclusive();
+    let mut sandbox = Sandbox::new("neverready");
+    let image = never_ready_postgres(&sandbox);
+    sandbox.set("POSTGRES_IMAGE", &image);
+
+    let started = Instant::now();
+    let deploy = sandbox.xtask(&["deploy", "dev", "--no-build", "--timeout", "5s"]);
+    let elapsed = started.elapsed();
+    assert!(!deploy.status.success());
+    assert!(elapsed < Duration::from_secs(5 + 5), "took {elapsed:?}");
+    let log = stderr(&deploy);
+    assert!(
+        log.contains("db did not accept connections within 5s"),
+        "{log}"
+    );
+    assert!(
+        log.contains("this database never listens"),
+        "the db's logs are missing:\n{log}"
+    );
+}
+
+#[test]
+fn dev_and_prod_side_by_side_share_nothing() {
+    let _one_at_a_time = exclusive();
+    let mut sandbox = Sandbox::new("sidebyside");
+    assert_success(
+        &sandbox.xtask(&["deploy", "dev", "--no-build"]),
+        "deploy dev",
+    );
+    let dev_url = sandbox.web_url("/healthz");
+    let prod_port = e2e::free_port().to_string();
+    sandbox.set("WEB_PORT", &prod_port);
+    sandbox.set("POSTGRES_PASSWORD", "prod-secret-for-tests");
+    assert_success(
+        &sandbox.xtask(&["deploy", "prod", "--no-build"]),
+        "deploy prod",
+    );
+
+    let dev = sandbox.resources("dev");
+    let prod = sandbox.resources("prod");
+    assert!(!dev.is_empty() && !prod.is_empty());
+    assert!(
+        dev.iter().all(|id| !prod.contains(id)),
+        "dev {dev:?} and prod {prod:?} share something"
+    );
+
+    assert_success(&sandbox.xtask(&["down", "dev"]), "down dev");
+    assert!(http("GET", &dev_url, None).is_err(), "dev still answers");
+    assert_eq!(
+        http("GET", &sandbox.web_url("/healthz"), None).unwrap().0,
+        200,
+        "prod went down with dev"
+    );
+}
+
+/// The PostgreSQL image with an entrypoint that never starts the server.
+fn never_ready_postgres(sandbox: &Sandbox) -> String {
+    let image = "travial-e2e/never-ready:test";
+    let dockerfile = format!(
+        "FROM {}\nENTRYPOINT [\"sh\", \"-c\", \"echo this database never listens; exec sleep 3600\"]\n",
+        sandbox.var("POSTGRES_IMAGE")
+    );
+    let mut build = Command::new("docker")
+        .args(["build", "--quiet", "--tag", image, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut build.stdin.take().unwrap(), dockerfile.as_bytes()).unwrap();
+    assert_success(
+        &build.wait_with_output().unwrap(),
+        "build the never-ready image",
+    );
+    image.to_owned()
+}
+
+/// The xtask running in the background, its stderr read line by line.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(sandbox: &Sandbox, args: &[&str]) -> Running {
+        let mut child = Command::new(e2e::XTASK)
+            .args(args)
+            .current_dir(e2e::root())
+            .envs(sandbox.vars.iter().cloned())
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, lines) = mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line of stderr that starts with `prefix`.
+    fn wait_for_line(&mut self, prefix: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.seen.iter().any(|line| line.starts_with(prefix)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "no `{prefix}` line within {limit:?}:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends SIGINT, as Ctrl-C does, and returns the exit code and how long the exit took.
+    fn interrupt(&mut self) -> (Option<i32>, Duration) {
+        let sent = Instant::now();
+        let kill = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let limit = Duration::from_secs(10);
+        let code = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status.code();
+            }
+            if sent.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!(
+                    "still running {limit:?} after SIGINT:\n{}",
+                    self.seen.join("\n")
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let took = sent.elapsed();
+        self.seen.extend(self.lines.iter());
+        (code, took)
+    }
+
+    fn log(&self) -> String {
+        self.seen.join("\n")
+    }
+}
+
+/// The processes whose command line mentions `word` (the docker client and its compose
+/// plugin name the project on theirs).
+fn processes_mentioning(word: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(word))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_stops_the_docker_processes_and_says_what_is_left() {
+    let _one_at_a_time = exclusive();
+    let mut sandbox = Sandbox::new("interrupt");
+    let image = never_ready_postgres(&sandbox);
+    sandbox.set("POSTGRES_IMAGE", &image);
+    let project = sandbox.project("dev");
+
+    // During the wait for a db that never gets ready.
+    let mut deploy = Running::start(
+        &sandbox,
+        &["deploy", "dev", "--no-build", "--timeout", "120s"],
+    );
+    deploy.wait_for_line("✓ db started", Duration::from_secs(60));
+    thread::sleep(Duration::from_millis(300));
+    let (code, took) = deploy.interrupt();
+    let log = deploy.log();
+    assert_eq!(code, Some(130), "{log}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(
+        log.contains(
+            "interrupted during step 2 of 5 (db ready): db is running, web was not started"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("hint: run `cargo xtask deploy dev` again"),
+        "{log}"
+    );
+    assert_eq!(processes_mentioning(&project), Vec::<String>::new());
+
+    // What it left, as `status --json` tells it.
+    let status = sandbox.xtask(&["status", "dev", "--json"]);
+    assert_success(&status, "status dev --json");
+    let containers: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(containers.as_array().unwrap().len(), 1, "{containers}");
+    assert_eq!(containers[0]["service"], "db");
+    assert_eq!(containers[0]["state"], "running");
+    let published = containers[0]["ports"][0]["published"].as_u64().unwrap();
+    assert_eq!(published.to_string(), sandbox.var("DB_PORT"));
+
+    // During a docker command that never ends by itself: the client and its compose plugin
+    // both go.
+    let mut logs = Running::start(&sandbox, &["logs", "dev", "--follow"]);
+    logs.wait_for_line("$ docker compose", Duration::from_secs(30));
+    let started = Instant::now();
+    while processes_mentioning(&project).len() < 2 && started.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !processes_mentioning(&project).is_empty(),
+        "docker never started"
+    );
+    let (code, took) = logs.interrupt();
+    assert_eq!(code, Some(130), "{}", logs.log());
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(logs.log().ends_with("interrupted"), "{}", logs.log());
+    assert_eq!(processes_mentioning(&project), Vec::<String>::new());
+}
+
+#[test]
+fn a_taken_port_names_the_variable_that_moves_it() {
+    let _one_at_a_time = exclusive();
+    let sandbox = Sandbox::new("takenport");
+    let port: u16 = sandbox.var("DB_PORT").parse().unwrap();
+    let _squatter = TcpListener::bind(("127.0.0.1", port)).unwrap();
+
+    let deploy = sandbox.xtask(&["deploy", "dev", "--no-build"]);
+    let log = stderr(&deploy);
+    assert_eq!(deploy.status.code(), Some(1), "{log}");
+    let error = log.lines().find(|line| line.starts_with("error:")).unwrap();
+    assert!(error.starts_with("error: db did not start: "), "{log}");
+    let hint = log
+        .lines()
+        .find(|line| line.starts_with("hint:"))
+        .unwrap_or_default();
+    assert_eq!(
+        hint,
+        format!("hint: another program uses port {port}: set DB_PORT to a free one"),
+        "{log}"
+    );
+}

@@ -1,0 +1,227 @@
+//! What the end-to-end tests share: the real Docker engine, Compose and the local stand-in
+//! images that `.ci/docker` prepares (its settings are read from /etc/travial-ci.env, so the
+//! tests also run by hand after it). Nothing here skips: without Docker the tests fail,
+//! saying what to run.
+
+#![allow(dead_code)]
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::{Mutex, MutexGuard, OnceLock},
+    time::{Duration, Instant},
+};
+
+pub const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+/// Written by `.ci/docker`: the stand-in images and the test registry.
+const CI_SETTINGS: &str = "/etc/travial-ci.env";
+/// The app image the tests build once and deploy.
+pub const APP_IMAGE: &str = "travial-e2e/app";
+pub const APP_TAG: &str = "test";
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The settings of `.ci/docker`, unless the environment already gives them.
+pub fn ci_settings() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(CI_SETTINGS).unwrap_or_else(|err| {
+        panic!("cannot read {CI_SETTINGS} ({err}): run `bash .ci/docker` (or .ci/run) first")
+    });
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| {
+            let value = std::env::var(key).unwrap_or_else(|_| value.trim().to_owned());
+            (key.trim().to_owned(), value)
+        })
+        .collect()
+}
+
+pub fn setting(name: &str) -> String {
+    ci_settings()
+        .into_iter()
+        .find(|(key, _)| key == name)
+        .unwrap_or_else(|| panic!("{CI_SETTINGS} has no {name}: run `bash .ci/docker` again"))
+        .1
+}
+
+/// Deploys share one engine and two cores: one end-to-end test at a time.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One isolated set of stacks: its own project prefix and ports, removed with its volumes
+/// when dropped.
+pub struct Sandbox {
+    pub prefix: String,
+    pub vars: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    pub fn new(name: &str) -> Sandbox {
+        let prefix = format!("travial-e2e-{name}-{}", std::process::id());
+        let mut vars = ci_settings();
+        vars.extend(
+            [
+                ("TRAVIAL_PROJECT", prefix.clone()),
+                ("APP_IMAGE", APP_IMAGE.to_owned()),
+                ("APP_TAG", APP_TAG.to_owned()),
+                ("WEB_PORT", free_port().to_string()),
+                ("DB_PORT", free_port().to_string()),
+            ]
+            .map(|(key, value)| (key.to_owned(), value)),
+        );
+        let sandbox = Sandbox { prefix, vars };
+        ensure_app_image(&sandbox);
+        sandbox
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.vars.retain(|(key, _)| key != name);
+        self.vars.push((name.to_owned(), value.to_owned()));
+    }
+
+    pub fn var(&self, name: &str) -> &str {
+        &self.vars.iter().find(|(key, _)| key == name).unwrap().1
+    }
+
+    pub fn project(&self, env: &str) -> String {
+        format!("{}-{env}", self.prefix)
+    }
+
+    pub fn xtask(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(XTASK);
+        command
+            .args(args)
+            .current_dir(root())
+            .envs(self.vars.iter().cloned());
+        command.output().unwrap()
+    }
+
+    /// `docker compose` on one environment's stack, as the xtask names it.
+    pub fn compose(&self, env: &str, args: &[&str]) -> Output {
+        let mut command = Command::new("docker");
+        command
+            .args([
+                "compose",
+                "-p",
+                &self.project(env),
+                "-f",
+                "compose/compose.yaml",
+            ])
+            .args(["-f", &format!("compose/compose.{env}.yaml")])
+            .args(args)
+            .current_dir(root())
+            .envs(self.vars.iter().cloned());
+        command.output().unwrap()
+    }
+
+    pub fn web_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.var("WEB_PORT"))
+    }
+
+    /// The containers, networks and volumes that exist for one environment's project.
+    pub fn resources(&self, env: &str) -> Vec<String> {
+        let label = format!("label=com.docker.compose.project={}", self.project(env));
+        let mut found = Vec::new();
+        for kind in [&["ps", "-a"][..], &["network", "ls"], &["volume", "ls"]] {
+            let output = Command::new("docker")
+                .args(kind)
+                .args(["--quiet", "--filter", &label])
+                .output()
+                .unwrap();
+            found.extend(
+                String::from_utf8(output.stdout)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned),
+            );
+        }
+        found
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for env in ["dev", "staging", "prod"] {
+            let _ = self.compose(
+                env,
+                &["down", "--volumes", "--remove-orphans", "--timeout", "2"],
+            );
+        }
+    }
+}
+
+/// Builds the app image once for the whole test binary (BuildKit caches it across runs).
+fn ensure_app_image(sandbox: &Sandbox) {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let started = Instant::now();
+        let output = Command::new("docker")
+            .args([
+                "compose",
+                "-p",
+                &sandbox.prefix,
+                "-f",
+                "compose/compose.yaml",
+                "build",
+                "web",
+            ])
+            .current_dir(root())
+            .envs(sandbox.vars.iter().cloned())
+            .output()
+            .unwrap();
+        assert_success(&output, "building the app image");
+        eprintln!("app image built in {:?}", started.elapsed());
+    });
+}
+
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// An HTTP request with a timeout, any status accepted.
+pub fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let response = match body {
+        None if method == "GET" => agent.get(url).call(),
+        body => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(body.unwrap_or_default()),
+    };
+    let mut response = response.map_err(|err| err.to_string())?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|err| err.to_string())?;
+    Ok((status, text))
+}
