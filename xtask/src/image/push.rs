@@ -338,8 +338,7 @@ mod tests {
         assert_eq!(registry_of("travial/app"), None);
     }
 
-    #[test]
-    fn the_dry_run_never_shows_the_secret() {
+    fn image_and_source() -> (Image, Source) {
         let image = Image {
             repository: "travial/app".into(),
             web_service: "web".into(),
@@ -354,6 +353,12 @@ mod tests {
             },
             full_sha: "abc1234ff".into(),
         };
+        (image, source)
+    }
+
+    #[test]
+    fn the_dry_run_never_shows_the_secret() {
+        let (image, source) = image_and_source();
         let login = Login {
             registry: Some("127.0.0.1:5000".into()),
             username: "ci".into(),
@@ -384,20 +389,7 @@ mod tests {
 
     #[test]
     fn a_missing_image_is_built_first() {
-        let image = Image {
-            repository: "travial/app".into(),
-            web_service: "web".into(),
-        };
-        let source = Source {
-            version: "1.0.0".into(),
-            repository_url: String::new(),
-            revision: Revision {
-                short_sha: "abc1234".into(),
-                dirty: false,
-                commit_time: "t".into(),
-            },
-            full_sha: "abc1234ff".into(),
-        };
+        let (image, source) = image_and_source();
         let tags = vec!["abc1234".to_owned()];
         let steps = push_plan(&image, &source, &tags, "travial/app", None, false).unwrap();
         assert!(
