@@ -48,6 +48,14 @@ pub fn live() -> bool {
     !quiet() && std::io::stderr().is_terminal()
 }
 
+/// A line of progress that is not a timed step (`✓ wrote /etc/apt/keyrings/docker.asc`):
+/// silent with `--quiet`.
+pub fn progress(line: &str) {
+    if !quiet() {
+        eprintln!("{line}");
+    }
+}
+
 /// A step that ended well: `✓ db ready (0.8 s)`.
 pub fn done(what: &str, elapsed: Duration) {
     if !quiet() {

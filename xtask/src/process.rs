@@ -204,7 +204,7 @@ pub fn last_line(text: &str) -> Option<String> {
 }
 
 /// The last `count` lines, each ending with a newline.
-fn last_lines(text: &str, count: usize) -> String {
+pub fn last_lines(text: &str, count: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(count);
     lines[start..]

@@ -2,7 +2,7 @@
 
 use xshell::{Shell, cmd};
 
-use crate::cli::TestArgs;
+use crate::{cli::TestArgs, output};
 
 pub fn run(sh: &Shell, args: &TestArgs) -> anyhow::Result<()> {
     let steps = [
@@ -16,6 +16,9 @@ pub fn run(sh: &Shell, args: &TestArgs) -> anyhow::Result<()> {
     for step in steps {
         if args.dry_run {
             println!("{step}");
+        } else if output::quiet() {
+            // Cargo's own output is the result; only the echo goes.
+            step.quiet().run()?;
         } else {
             step.run()?;
         }

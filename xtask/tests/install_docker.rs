@@ -162,6 +162,12 @@ fn distro_source_on_a_fresh_debian_installs_joins_the_group_and_then_changes_not
     let second = container.changes_nothing(command, true);
     assert_contains(&second, "nothing to change");
     assert_contains(&second, "someuser is already in the docker group");
+    let quiet = container.changes_nothing(&format!("{command} --quiet"), true);
+    assert_contains(&quiet, "nothing to change");
+    assert!(
+        !quiet.contains("someuser is already"),
+        "--quiet printed progress:\n{quiet}"
+    );
     assert!(
         !second.contains("$ apt-get"),
         "the second run ran apt-get:\n{second}"

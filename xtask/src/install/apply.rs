@@ -17,7 +17,7 @@ use super::{
     apt_key,
     steps::{Content, Plan, Step},
 };
-use crate::plan::seconds;
+use crate::{output, plan::seconds, process};
 
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
 const DAEMON_POLL: Duration = Duration::from_millis(500);
@@ -37,14 +37,14 @@ pub fn execute(sh: &Shell, plan: &Plan, yes: bool) -> anyhow::Result<()> {
                     Content::Key { .. } => keys[path.as_str()].as_bytes(),
                 };
                 match write_file(Path::new("/"), path, *mode, bytes)? {
-                    Written::Created => eprintln!("✓ wrote {path}"),
-                    Written::Updated => eprintln!("✓ updated {path}"),
-                    Written::Unchanged => eprintln!("= {path} unchanged"),
+                    Written::Created => output::progress(&format!("✓ wrote {path}")),
+                    Written::Updated => output::progress(&format!("✓ updated {path}")),
+                    Written::Unchanged => output::progress(&format!("= {path} unchanged")),
                 }
             }
             Step::Remove { path, reason } => {
                 fs::remove_file(path).with_context(|| format!("remove {path}"))?;
-                eprintln!("✓ removed {path} ({reason})");
+                output::progress(&format!("✓ removed {path} ({reason})"));
             }
             Step::Run(command) => {
                 let (program, args) = command.argv.split_first().expect("a command has a program");
@@ -54,11 +54,10 @@ pub fn execute(sh: &Shell, plan: &Plan, yes: bool) -> anyhow::Result<()> {
                     .fold(cmd!(sh, "{program} {args...}"), |run, (name, value)| {
                         run.env(name, value)
                     });
-                run.run().with_context(|| format!("`{command}` failed"))?;
+                run_echoed(run).with_context(|| format!("`{command}` failed"))?;
             }
             Step::Verify => verify_daemon(sh)?,
-            Step::VerifyClient => cmd!(sh, "docker --version")
-                .run()
+            Step::VerifyClient => run_echoed(cmd!(sh, "docker --version"))
                 .context("the docker client does not run after the installation")?,
         }
     }
@@ -113,12 +112,38 @@ fn fetch_keys(plan: &Plan) -> anyhow::Result<BTreeMap<&str, String>> {
                      Docker's packages with its own key needs `--key-fingerprint`, if you trust that key)"
                 );
             }
-            eprintln!("✓ the key at {url} has the fingerprint {fingerprint}");
+            output::progress(&format!(
+                "✓ the key at {url} has the fingerprint {fingerprint}"
+            ));
             keys.insert(path.as_str(), key);
         }
     }
     Ok(keys)
 }
+
+/// Runs a command as it is shown to the user: echoed with its output, or with `--quiet`
+/// silently, its output shown only when it fails.
+fn run_echoed(command: xshell::Cmd<'_>) -> anyhow::Result<()> {
+    if !output::quiet() {
+        return Ok(command.run()?);
+    }
+    let result = command.quiet().ignore_status().output()?;
+    if !result.status.success() {
+        eprint!(
+            "{}",
+            process::last_lines(&String::from_utf8_lossy(&result.stdout), TAIL_LINES)
+        );
+        eprint!(
+            "{}",
+            process::last_lines(&String::from_utf8_lossy(&result.stderr), TAIL_LINES)
+        );
+        anyhow::bail!("it ended with {}", result.status);
+    }
+    Ok(())
+}
+
+/// How much of a failed command's output `--quiet` still shows.
+const TAIL_LINES: usize = 20;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Written {
@@ -222,18 +247,11 @@ fn verify_daemon(sh: &Shell) -> anyhow::Result<()> {
         }
         std::thread::sleep(DAEMON_POLL);
     }
-    cmd!(sh, "docker version")
-        .run()
-        .context("`docker version` failed")?;
+    run_echoed(cmd!(sh, "docker version")).context("`docker version` failed")?;
     let summary =
         "server {{.ServerVersion}}, storage driver {{.Driver}}, cgroup driver {{.CgroupDriver}}";
-    cmd!(sh, "docker info --format {summary}")
-        .run()
-        .context("`docker info` failed")?;
-    eprintln!(
-        "✓ the Docker daemon answers ({})",
-        seconds(started.elapsed())
-    );
+    run_echoed(cmd!(sh, "docker info --format {summary}")).context("`docker info` failed")?;
+    output::done("the Docker daemon answers", started.elapsed());
     Ok(())
 }
 

@@ -113,7 +113,7 @@ pub fn run(sh: &Shell, args: &InstallDockerArgs) -> anyhow::Result<()> {
         return rerun_as_root(sh);
     }
     plan.print_notes();
-    eprintln!("install-docker: {}", plan.title);
+    crate::output::progress(&format!("install-docker: {}", plan.title));
     apply::execute(sh, &plan, args.yes)
 }
 
@@ -126,7 +126,7 @@ fn rerun_as_root(sh: &Shell) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe()?;
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    eprintln!("install-docker needs root: running it again through sudo");
+    crate::output::progress("install-docker needs root: running it again through sudo");
     cmd!(sh, "sudo -- {exe} {args...}")
         .run()
         .map_err(|_| anyhow::anyhow!("install-docker through sudo failed: see its output above"))

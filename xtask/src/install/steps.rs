@@ -81,7 +81,7 @@ impl Plan {
         for note in &self.notes {
             match note {
                 Note::Warning(text) => eprintln!("warning: {text}"),
-                Note::Info(text) => eprintln!("{text}"),
+                Note::Info(text) => crate::output::progress(text),
             }
         }
     }
