@@ -156,48 +156,18 @@ pub fn deploy_plan(
 /// published port with our own probe where there is one, else by the engine's healthcheck.
 fn database_steps(stack: &Stack, merged: &Merged, timeout: Duration) -> anyhow::Result<Vec<Step>> {
     let db = merged.xtask.db_service.as_str();
-    let not_ready = format!(
-        "{db} did not accept connections within {}s: its last logs are above",
-        timeout.as_secs()
-    );
-    let logs = compose(stack, &["logs", "--tail", "30", db]);
-    Ok(match merged.published_address(db)? {
-        Some(address) => vec![
-            Step::docker(
-                &format!("{db} started"),
-                compose(stack, &["up", "--detach", "--no-build", db]),
-                &format!("{db} did not start"),
-            )
-            .starts(db),
-            Step::await_ready(
-                &format!("{db} ready"),
-                format!("postgres://{address}"),
-                timeout,
-                &not_ready,
-            )
-            .diagnosed_by(logs),
-        ],
-        None => vec![
-            Step::docker(
-                &format!("{db} ready"),
-                compose(
-                    stack,
-                    &[
-                        "up",
-                        "--detach",
-                        "--no-build",
-                        "--wait",
-                        "--wait-timeout",
-                        &timeout.as_secs().to_string(),
-                        db,
-                    ],
-                ),
-                &not_ready,
-            )
-            .starts(db)
-            .diagnosed_by(logs),
-        ],
-    })
+    let probe = merged
+        .published_address(db)?
+        .map(|address| format!("postgres://{address}"));
+    Ok(start_then_await(
+        stack,
+        db,
+        &["--no-build"],
+        probe,
+        "ready",
+        "accept connections",
+        timeout,
+    ))
 }
 
 /// A one-off container from the web image on the stack's network, removed afterwards.
@@ -219,49 +189,62 @@ fn migrate_step(stack: &Stack, merged: &Merged) -> Step {
 fn web_steps(stack: &Stack, merged: &Merged, timeout: Duration) -> anyhow::Result<Vec<Step>> {
     let settings = &merged.xtask;
     let web = settings.web_service.as_str();
-    let unhealthy = format!(
-        "{web} was not healthy within {}s: its last logs are above",
-        timeout.as_secs()
-    );
-    let logs = compose(stack, &["logs", "--tail", "30", web]);
-    Ok(match merged.published_address(web)? {
-        Some(address) => vec![
-            Step::docker(
-                &format!("{web} started"),
-                compose(stack, &["up", "--detach", "--no-build", "--no-deps", web]),
-                &format!("{web} did not start"),
-            )
-            .starts(web),
-            Step::await_ready(
-                &format!("{web} healthy"),
-                format!("http://{address}{}", settings.health_path),
-                timeout,
-                &unhealthy,
-            )
-            .diagnosed_by(logs),
-        ],
-        None => vec![
-            Step::docker(
-                &format!("{web} healthy"),
-                compose(
-                    stack,
-                    &[
-                        "up",
-                        "--detach",
-                        "--no-build",
-                        "--no-deps",
-                        "--wait",
-                        "--wait-timeout",
-                        &timeout.as_secs().to_string(),
-                        web,
-                    ],
-                ),
-                &unhealthy,
-            )
-            .starts(web)
-            .diagnosed_by(logs),
-        ],
-    })
+    let probe = merged
+        .published_address(web)?
+        .map(|address| format!("http://{address}{}", settings.health_path));
+    let up_flags = ["--no-build", "--no-deps"];
+    Ok(start_then_await(
+        stack,
+        web,
+        &up_flags,
+        probe,
+        "healthy",
+        "become healthy",
+        timeout,
+    ))
+}
+
+/// `up` for one service, then the wait until it is `ready_word`: our own probe through its
+/// published port where there is one, else `up --wait`, the engine's healthcheck. On
+/// timeout the service's last logs explain why.
+fn start_then_await(
+    stack: &Stack,
+    service: &str,
+    up_flags: &[&str],
+    probe: Option<String>,
+    ready_word: &str,
+    what_failed: &str,
+    timeout: Duration,
+) -> Vec<Step> {
+    let seconds = timeout.as_secs().to_string();
+    let not_ready =
+        format!("{service} did not {what_failed} within {seconds}s: its last logs are above");
+    let logs = compose(stack, &["logs", "--tail", "30", service]);
+    let ready = format!("{service} {ready_word}");
+    let mut up = vec!["up", "--detach"];
+    up.extend_from_slice(up_flags);
+    match probe {
+        Some(target) => {
+            up.push(service);
+            vec![
+                Step::docker(
+                    &format!("{service} started"),
+                    compose(stack, &up),
+                    &format!("{service} did not start"),
+                )
+                .starts(service),
+                Step::await_ready(&ready, target, timeout, &not_ready).diagnosed_by(logs),
+            ]
+        }
+        None => {
+            up.extend(["--wait", "--wait-timeout", &seconds, service]);
+            vec![
+                Step::docker(&ready, compose(stack, &up), &not_ready)
+                    .starts(service)
+                    .diagnosed_by(logs),
+            ]
+        }
+    }
 }
 
 fn down_step(stack: &Stack, volumes: bool) -> Step {

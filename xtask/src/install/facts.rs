@@ -87,7 +87,7 @@ pub fn gather(sh: &Shell, asked: &Asked) -> anyhow::Result<Facts> {
     Ok(Facts {
         os,
         arch: architecture(sh),
-        installed: installed(sh, plan::PACKAGES_OF_INTEREST),
+        installed: installed(sh, &plan::packages_of_interest()),
         files: [KEYRING, SOURCES]
             .into_iter()
             .filter_map(|path| Some((path.to_owned(), std::fs::read(path).ok()?)))

@@ -42,22 +42,15 @@ const DISTRO_CONFLICTS: &[&str] = &[
     "podman-docker",
 ];
 /// Every package whose state the plan depends on: what `dpkg-query` is asked about.
-pub const PACKAGES_OF_INTEREST: &[&str] = &[
-    "ca-certificates",
-    "docker-ce",
-    "docker-ce-cli",
-    "containerd.io",
-    "docker-buildx-plugin",
-    "docker-compose-plugin",
-    "docker-ce-rootless-extras",
-    "docker.io",
-    "docker-doc",
-    "docker-compose",
-    "docker-compose-v2",
-    "podman-docker",
-    "containerd",
-    "runc",
-];
+pub fn packages_of_interest() -> Vec<&'static str> {
+    let mut packages = vec!["ca-certificates", DISTRO_PACKAGE];
+    for package in [OFFICIAL_PACKAGES, OFFICIAL_CONFLICTS, DISTRO_CONFLICTS].concat() {
+        if !packages.contains(&package) {
+            packages.push(package);
+        }
+    }
+    packages
+}
 
 pub fn build(facts: &Facts, options: &Options) -> anyhow::Result<Plan> {
     let release = Release::detect(&facts.os).map_err(anyhow::Error::msg)?;
