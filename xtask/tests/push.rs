@@ -297,3 +297,53 @@ fn an_invalid_tag_is_refused_before_docker_runs() {
         "{log}"
     );
 }
+
+#[test]
+fn build_tags_labels_and_rebuilds_to_the_same_image() {
+    let _one_at_a_time = exclusive();
+    let sandbox = Sandbox::new("build");
+    let image_id = |output: &Output| -> String {
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        stdout
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("image ")?
+                    .split(' ')
+                    .next()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| panic!("no `image ID (SIZE)` line:\n{stdout}"))
+    };
+    let first = sandbox.xtask(&["build", "--tag", "e2e-extra"]);
+    assert_success(&first, "build");
+    let stdout = String::from_utf8_lossy(&first.stdout).into_owned();
+    for tag in ["e2e-extra", "0.1.0", "0.1", "0"] {
+        assert!(
+            stdout.contains(&format!("  {}:{tag}\n", e2e::APP_IMAGE)),
+            "no tag {tag}:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains(" MB)"), "no size:\n{stdout}");
+
+    // Nothing changed, so the second build is all cache hits: the very same image.
+    let second = sandbox.xtask(&["build", "--tag", "e2e-extra"]);
+    assert_success(&second, "second build");
+    assert_eq!(image_id(&first), image_id(&second));
+
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(e2e::root())
+        .output()
+        .unwrap();
+    let label = "{{index .Config.Labels \"org.opencontainers.image.revision\"}}";
+    let reference = format!("{}:e2e-extra", e2e::APP_IMAGE);
+    let revision = Command::new("docker")
+        .args(["image", "inspect", "--format", label, &reference])
+        .output()
+        .unwrap();
+    assert_success(&revision, "inspect the labels");
+    assert_eq!(
+        String::from_utf8_lossy(&revision.stdout).trim(),
+        String::from_utf8_lossy(&head.stdout).trim()
+    );
+}
