@@ -13,8 +13,9 @@ use clap_complete::Shell;
 /// The name the scripts complete.
 const BIN: &str = "xtask";
 
-pub fn print(mut command: clap::Command, shell: Shell) -> anyhow::Result<()> {
-    let script = script(&mut command, shell);
+pub fn run(sh: &xshell::Shell, args: &crate::cli::CompletionsArgs) -> anyhow::Result<()> {
+    let mut command = crate::cli::command(&sh.current_dir());
+    let script = script(&mut command, args.shell);
     std::io::stdout().write_all(script.as_bytes())?;
     Ok(())
 }

@@ -114,6 +114,11 @@ fn on_signal() {
     std::process::exit(EXIT_CODE);
 }
 
+/// Stops one process group the way an interruption does: a command given up on.
+pub fn stop_group(group: u32) {
+    stop(&[group]);
+}
+
 /// SIGTERM to each group, SIGKILL to those still there after the grace period.
 fn stop(groups: &[u32]) {
     if groups.is_empty() {

@@ -1,13 +1,13 @@
 //! `cargo xtask`: the project's automation, in Rust instead of shell scripts.
 //!
-//! This file only parses the command line, dispatches and maps errors to exit codes; each
-//! capability has its module, and `output`, `process` and `interrupt` are how every
-//! command shows progress, runs docker and stops on Ctrl-C.
+//! This file only parses the command line, dispatches and maps errors to exit codes. Each
+//! command has its module (`stack/` for the commands that act on an environment, `image/`,
+//! `install/`, `wait/`); `plan` is how they describe and carry out their steps, `docker`
+//! how anything runs docker, `output` and `interrupt` how every command shows progress and
+//! stops on Ctrl-C.
 
 mod cli;
 mod completions;
-mod compose;
-mod deploy;
 mod docker;
 mod hint;
 mod image;
@@ -15,8 +15,7 @@ mod install;
 mod interrupt;
 mod output;
 mod plan;
-mod process;
-mod status;
+mod stack;
 mod test;
 mod wait;
 
@@ -58,43 +57,16 @@ fn run(cli: Cli, root: &std::path::Path) -> anyhow::Result<()> {
     match cli.command {
         Command::Test(args) => test::run(&sh, &args),
         Command::InstallDocker(args) => install::run(&sh, &args),
-        Command::Build(args) => {
-            let options = image::BuildOptions {
-                extra_tags: args.tags,
-                no_cache: args.no_cache,
-            };
-            image::build(&sh, root, &options, args.dry_run)
-        }
-        Command::Push(args) => {
-            let options = image::PushOptions {
-                registry: args.registry,
-                repo: args.repo,
-                allow_dirty: args.allow_dirty,
-            };
-            image::push(&sh, root, &options, args.dry_run)
-        }
-        Command::Deploy(args) => {
-            let options = deploy::DeployOptions {
-                build: !args.no_build,
-                timeout: args.timeout,
-            };
-            deploy::deploy(&sh, root, &args.env.env, &options, args.dry_run)
-        }
-        Command::Migrate(args) => {
-            deploy::migrate(&sh, root, &args.env.env, args.timeout, args.dry_run)
-        }
-        Command::Down(args) => deploy::down(&sh, root, &args.env.env, args.volumes, args.dry_run),
-        Command::Status(args) => status::run(&sh, root, &args.env.env, args.json),
-        Command::Logs(args) => deploy::logs(
-            &sh,
-            root,
-            &args.env.env,
-            args.service.as_deref(),
-            args.follow,
-        ),
-        Command::Config(args) => deploy::config(&sh, root, &args.env),
+        Command::Build(args) => image::build::run(&sh, &args),
+        Command::Push(args) => image::push::run(&sh, &args),
+        Command::Deploy(args) => stack::deploy::run(&sh, &args),
+        Command::Migrate(args) => stack::migrate::run(&sh, &args),
+        Command::Down(args) => stack::down::run(&sh, &args),
+        Command::Status(args) => stack::status::run(&sh, &args),
+        Command::Logs(args) => stack::logs::run(&sh, &args),
+        Command::Config(args) => stack::config::run(&sh, &args),
         Command::Wait(args) => wait::run(&args),
-        Command::Completions(args) => completions::print(cli::command(root), args.shell),
+        Command::Completions(args) => completions::run(&sh, &args),
     }
 }
 

@@ -3,82 +3,38 @@
 //! Credentials reach docker only through its standard input: never an argument, never
 //! printed, never in an error message.
 
-use std::{fmt, path::Path, time::Instant};
-
 use anyhow::{Context, bail};
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use super::{
-    Image, Source, build_plan,
+    Image, Source, build,
     reference::{tag_set, validate_repository},
 };
 use crate::{
-    docker,
-    hint::Hint,
-    interrupt, output,
+    cli::PushArgs,
+    docker::{self, Command, Engine, Needs, Secret, run},
     plan::{self, Step},
-    process::{self, Docker},
 };
 
-#[derive(Debug, Clone, Default)]
-pub struct PushOptions {
-    pub registry: Option<String>,
-    pub repo: Option<String>,
-    pub allow_dirty: bool,
-}
-
-/// What the plan needs to know of the credentials: who, and which variable holds the secret.
+/// Who logs in, and the secret they log in with (from DOCKER_PASSWORD or DOCKER_TOKEN).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login {
     pub registry: Option<String>,
     pub username: String,
-    pub secret_variable: &'static str,
+    pub secret: Secret,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum PushStep {
-    Docker(Step),
-    Login(Login),
-    Push(String),
-}
-
-impl fmt::Display for PushStep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PushStep::Docker(step) => step.fmt(f),
-            PushStep::Login(login) => {
-                let registry = login
-                    .registry
-                    .as_deref()
-                    .map(|r| format!(" {r}"))
-                    .unwrap_or_default();
-                write!(
-                    f,
-                    "docker login{registry} --username {} --password-stdin  # password from ${}",
-                    plan::shell_words(std::slice::from_ref(&login.username)),
-                    login.secret_variable
-                )
-            }
-            PushStep::Push(reference) => write!(f, "docker push --quiet {reference}"),
-        }
-    }
-}
-
-pub fn push(sh: &Shell, root: &Path, options: &PushOptions, dry_run: bool) -> anyhow::Result<()> {
-    docker::preflight(sh, !dry_run)?;
-    let image = Image::from_compose(sh, root)?;
-    let repo = options
+pub fn run(sh: &Shell, args: &PushArgs) -> anyhow::Result<()> {
+    docker::preflight(sh, &Engine::Local, Needs::acting(args.dry_run, false))?;
+    let image = Image::from_compose(sh)?;
+    let repo = args
         .repo
         .clone()
         .or_else(|| std::env::var("APP_IMAGE").ok());
-    let target = target_repository(
-        options.registry.as_deref(),
-        repo.as_deref(),
-        &image.repository,
-    );
+    let target = target_repository(args.registry.as_deref(), repo.as_deref(), &image.repository);
     validate_repository(&target)?;
     let source = Source::read(sh)?;
-    if source.revision.dirty && !options.allow_dirty {
+    if source.revision.dirty && !args.allow_dirty {
         bail!(
             "the working tree has uncommitted changes, so the image would be `{}`: commit them, or pass --allow-dirty",
             source.revision.tag()
@@ -86,21 +42,17 @@ pub fn push(sh: &Shell, root: &Path, options: &PushOptions, dry_run: bool) -> an
     }
     let tags = tag_set(&source.version, &source.revision, &[]);
     let login = login_from_env(registry_of(&target))?;
-    let built = !dry_run && image_exists(sh, &image.reference(&tags[0]));
-    let steps = push_plan(&image, &source, &tags, &target, login, built)?;
-    if dry_run {
-        for step in &steps {
-            println!("{step}");
-        }
+    let built = !args.dry_run && image_exists(sh, &image.reference(&tags[0]))?;
+    if !built && !args.dry_run {
+        // A missing image is built first: that needs what a build needs.
+        docker::preflight(sh, &Engine::Local, Needs::acting(false, true))?;
+    }
+    let steps = plan(&image, &source, &tags, &target, login, built)?;
+    if args.dry_run {
+        plan::print(&steps);
         return Ok(());
     }
-    let labels: Vec<String> = steps.iter().map(PushStep::label).collect();
-    let summary: Vec<(&str, Option<&str>)> =
-        labels.iter().map(|label| (label.as_str(), None)).collect();
-    for (index, step) in steps.iter().enumerate() {
-        interrupt::set_state(plan::interrupted_state(&summary, index));
-        execute(sh, step)?;
-    }
+    plan::execute(sh, &steps)?;
     let digest = pushed_digest(sh, &target, &tags[0])?;
     println!("pushed {target}@{digest}");
     for tag in &tags {
@@ -109,90 +61,48 @@ pub fn push(sh: &Shell, root: &Path, options: &PushOptions, dry_run: bool) -> an
     Ok(())
 }
 
-fn push_plan(
+fn plan(
     image: &Image,
     source: &Source,
     tags: &[String],
     target: &str,
     login: Option<Login>,
     built: bool,
-) -> anyhow::Result<Vec<PushStep>> {
-    let mut steps: Vec<PushStep> = Vec::new();
+) -> anyhow::Result<Vec<Step>> {
+    let mut steps: Vec<Step> = Vec::new();
     if !built {
-        steps.extend(
-            build_plan(image, source, tags, false)?
-                .into_iter()
-                .map(PushStep::Docker),
-        );
+        steps.extend(build::plan(image, source, tags, false)?);
     }
-    steps.extend(login.map(PushStep::Login));
+    if let Some(login) = login {
+        let mut line = vec!["login".to_owned()];
+        line.extend(login.registry.clone());
+        line.extend([
+            "--username".to_owned(),
+            login.username.clone(),
+            "--password-stdin".to_owned(),
+        ]);
+        steps.push(Step::run(
+            &format!("logged in as {}", login.username),
+            Command::docker(line).stdin(login.secret),
+            "the registry refused the credentials",
+        ));
+    }
     for tag in tags {
+        let reference = format!("{target}:{tag}");
         if target != image.repository {
-            steps.push(PushStep::Docker(Step::docker(
-                &format!("tagged {target}:{tag}"),
-                vec![
-                    "tag".to_owned(),
-                    image.reference(tag),
-                    format!("{target}:{tag}"),
-                ],
+            steps.push(Step::run(
+                &format!("tagged {reference}"),
+                Command::docker(["tag", &image.reference(tag), &reference]),
                 "tagging failed",
-            )));
+            ));
         }
-        steps.push(PushStep::Push(format!("{target}:{tag}")));
+        steps.push(Step::run(
+            &format!("pushed {reference}"),
+            Command::docker(["push", "--quiet", &reference]),
+            &format!("pushing {reference} failed"),
+        ));
     }
     Ok(steps)
-}
-
-impl PushStep {
-    /// What the step has done when it ends.
-    fn label(&self) -> String {
-        match self {
-            PushStep::Docker(step) => step.done.clone(),
-            PushStep::Login(login) => format!("logged in as {}", login.username),
-            PushStep::Push(reference) => format!("pushed {reference}"),
-        }
-    }
-}
-
-fn execute(sh: &Shell, step: &PushStep) -> anyhow::Result<()> {
-    let started = Instant::now();
-    match step {
-        PushStep::Docker(step) => return plan::run_step(sh, step),
-        PushStep::Login(login) => {
-            output::command(&step.to_string());
-            let secret = std::env::var(login.secret_variable).unwrap_or_default();
-            let registry = login.registry.as_slice();
-            let username = &login.username;
-            let output = cmd!(
-                sh,
-                "docker login {registry...} --username {username} --password-stdin"
-            )
-            .stdin(secret)
-            .secret()
-            .ignore_status()
-            .output()?;
-            if !output.status.success() {
-                let stderr = String::from_utf8_lossy(&output.stderr);
-                let reason =
-                    process::last_line(&stderr).unwrap_or_else(|| "no reason given".to_owned());
-                return Err(Hint::maybe(
-                    format!("docker login failed: {reason}"),
-                    docker::known_fix(&stderr),
-                ));
-            }
-        }
-        PushStep::Push(reference) => {
-            let pushed = Docker::new(sh, ["push", "--quiet", reference]).capture()?;
-            if !pushed.status.success() {
-                return Err(push_failure(
-                    reference,
-                    &String::from_utf8_lossy(&pushed.stderr),
-                ));
-            }
-        }
-    }
-    output::done(&step.label(), started.elapsed());
-    Ok(())
 }
 
 /// `--registry` and `--repo` (or `APP_IMAGE`) replace the parts of the local name they give.
@@ -225,19 +135,19 @@ fn registry_of(repo: &str) -> Option<&str> {
 /// them docker uses what it already has.
 pub fn login_from_env(registry: Option<&str>) -> anyhow::Result<Option<Login>> {
     let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.is_empty());
-    let secret_variable = ["DOCKER_PASSWORD", "DOCKER_TOKEN"]
+    let variable = ["DOCKER_PASSWORD", "DOCKER_TOKEN"]
         .into_iter()
         .find(|name| set(name));
     match (
         std::env::var("DOCKER_USERNAME")
             .ok()
             .filter(|u| !u.is_empty()),
-        secret_variable,
+        variable,
     ) {
-        (Some(username), Some(secret_variable)) => Ok(Some(Login {
+        (Some(username), Some(variable)) => Ok(Some(Login {
             registry: registry.map(str::to_owned),
             username,
-            secret_variable,
+            secret: Secret::new(variable, std::env::var(variable).unwrap_or_default()),
         })),
         (None, None) => Ok(None),
         (Some(_), None) => {
@@ -247,22 +157,19 @@ pub fn login_from_env(registry: Option<&str>) -> anyhow::Result<Option<Login>> {
     }
 }
 
-fn image_exists(sh: &Shell, reference: &str) -> bool {
-    let format = "{{.Id}}";
-    cmd!(sh, "docker image inspect --format {format} {reference}")
-        .quiet()
-        .ignore_status()
-        .output()
-        .is_ok_and(|output| output.status.success())
+fn image_exists(sh: &Shell, reference: &str) -> anyhow::Result<bool> {
+    let inspect = Command::docker(["image", "inspect", "--format", "{{.Id}}", reference]);
+    Ok(run::probe(sh, &inspect)?.status.success())
 }
 
 /// The manifest digest the registry returned, as docker recorded it after the push.
 fn pushed_digest(sh: &Shell, target: &str, tag: &str) -> anyhow::Result<String> {
     let reference = format!("{target}:{tag}");
     let format = "{{range .RepoDigests}}{{println .}}{{end}}";
-    let digests = cmd!(sh, "docker image inspect --format {format} {reference}")
-        .quiet()
-        .read()?;
+    let digests = run::read(
+        sh,
+        &Command::docker(["image", "inspect", "--format", format, &reference]),
+    )?;
     digests
         .lines()
         .find_map(|line| line.strip_prefix(target)?.strip_prefix('@'))
@@ -270,53 +177,9 @@ fn pushed_digest(sh: &Shell, target: &str, tag: &str) -> anyhow::Result<String> 
         .with_context(|| format!("docker recorded no digest for {reference} after the push"))
 }
 
-/// The registry's reason, with what to do about it when that is known.
-fn push_failure(reference: &str, stderr: &str) -> anyhow::Error {
-    let reason = process::last_line(stderr).unwrap_or_else(|| "no reason given".to_owned());
-    let lower = reason.to_lowercase();
-    let (what, fix) = if [
-        "unauthorized",
-        "authentication required",
-        "denied",
-        "no basic auth credentials",
-    ]
-    .iter()
-    .any(|word| lower.contains(word))
-    {
-        (
-            "unauthorized",
-            "set DOCKER_USERNAME and DOCKER_PASSWORD (or DOCKER_TOKEN), or run `docker login`",
-        )
-    } else if lower.contains("name unknown") || lower.contains("repository does not exist") {
-        (
-            "the registry has no such repository",
-            "create it there, or check --repo",
-        )
-    } else if ["connection refused", "no such host", "timeout"]
-        .iter()
-        .any(|word| lower.contains(word))
-    {
-        (
-            "the registry cannot be reached",
-            "check --registry and the network",
-        )
-    } else {
-        return Hint::maybe(
-            format!("pushing {reference} failed: {reason}"),
-            docker::known_fix(stderr),
-        );
-    };
-    Hint::new(
-        format!("pushing {reference} failed: {what} ({reason})"),
-        fix,
-    )
-    .into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hint;
     use crate::image::reference::Revision;
 
     #[test]
@@ -362,10 +225,10 @@ mod tests {
         let login = Login {
             registry: Some("127.0.0.1:5000".into()),
             username: "ci".into(),
-            secret_variable: "DOCKER_PASSWORD",
+            secret: Secret::new("DOCKER_PASSWORD", "hunter2"),
         };
         let tags = vec!["abc1234".to_owned(), "latest".to_owned()];
-        let steps = push_plan(
+        let steps = plan(
             &image,
             &source,
             &tags,
@@ -375,6 +238,7 @@ mod tests {
         )
         .unwrap();
         let lines: Vec<String> = steps.iter().map(ToString::to_string).collect();
+        assert!(!format!("{lines:?}{steps:?}").contains("hunter2"));
         assert_eq!(
             lines,
             [
@@ -391,7 +255,7 @@ mod tests {
     fn a_missing_image_is_built_first() {
         let (image, source) = image_and_source();
         let tags = vec!["abc1234".to_owned()];
-        let steps = push_plan(&image, &source, &tags, "travial/app", None, false).unwrap();
+        let steps = plan(&image, &source, &tags, "travial/app", None, false).unwrap();
         assert!(
             steps[0].to_string().contains("docker compose"),
             "{}",
@@ -400,32 +264,6 @@ mod tests {
         assert_eq!(
             steps[1].to_string(),
             "docker push --quiet travial/app:abc1234"
-        );
-    }
-
-    #[test]
-    fn push_failures_say_what_to_do() {
-        let failure = |stderr: &str| {
-            let err = push_failure("r/a:1", stderr);
-            (err.to_string(), hint::of(&err).map(str::to_owned))
-        };
-        let (error, fix) =
-            failure("The push refers to repository [r/a]\nno basic auth credentials\n");
-        assert_eq!(
-            error,
-            "pushing r/a:1 failed: unauthorized (no basic auth credentials)"
-        );
-        assert!(fix.unwrap().starts_with("set DOCKER_USERNAME"));
-        let (error, _) = failure("name unknown: repository name not known to registry");
-        assert!(error.contains("no such repository"), "{error}");
-        let (error, fix) = failure("dial tcp 127.0.0.1:5999: connect: connection refused");
-        assert!(
-            error.contains("cannot be reached") && fix.is_some(),
-            "{error}"
-        );
-        assert_eq!(
-            failure("something else"),
-            ("pushing r/a:1 failed: something else".to_owned(), None)
         );
     }
 }

@@ -15,6 +15,7 @@ use super::{
     os_release::OsRelease,
     plan,
 };
+use crate::docker::{self, Engine, run};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
@@ -98,21 +99,17 @@ pub fn gather(sh: &Shell, asked: &Asked) -> anyhow::Result<Facts> {
         init,
         daemon_answers,
         daemon_enabled,
-        docker_works: daemon_answers && crate::docker::preflight(sh, true).is_ok(),
+        docker_works: daemon_answers
+            && docker::preflight(sh, &Engine::Local, docker::Needs::ENGINE).is_ok(),
     })
 }
 
 /// A daemon that refuses this user (not in the docker group yet) still runs.
 fn daemon_answers(sh: &Shell) -> bool {
-    let format = "{{.ServerVersion}}";
-    cmd!(sh, "docker info --format {format}")
-        .quiet()
-        .ignore_status()
-        .output()
-        .is_ok_and(|info| {
-            info.status.success()
-                || String::from_utf8_lossy(&info.stderr).contains("permission denied")
-        })
+    let info = Engine::Local.docker(["info", "--format", "{{.ServerVersion}}"]);
+    let answer = run::probe_within(sh, &info, docker::preflight::DAEMON_ANSWER_TIMEOUT);
+    matches!(answer, Ok(Some(info)) if info.status.success()
+        || String::from_utf8_lossy(&info.stderr).contains("permission denied"))
 }
 
 fn succeeds(command: xshell::Cmd<'_>) -> bool {

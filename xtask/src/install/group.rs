@@ -1,6 +1,7 @@
 //! The docker group: who joins it, and the steps that make them a member.
 
-use super::steps::{Command, Plan, Step};
+use super::steps::Plan;
+use crate::docker::Command;
 
 pub const GROUP: &str = "docker";
 
@@ -57,12 +58,9 @@ pub fn plan(plan: &mut Plan, target: &GroupTarget, members: Option<&[String]>) {
         return plan.info(format!("{user} is already in the docker group"));
     }
     if members.is_none() {
-        plan.steps.push(Step::Run(Command::new([
-            "groupadd", "-f", "--system", GROUP,
-        ])));
+        plan.run(Command::new("groupadd", ["-f", "--system", GROUP]));
     }
-    plan.steps
-        .push(Step::Run(Command::new(["usermod", "-aG", GROUP, user])));
+    plan.run(Command::new("usermod", ["-aG", GROUP, user]));
     plan.afterwards.push(format!(
         "{user} is now in the docker group: its members control the Docker daemon, which makes them \
          as powerful as root; the membership applies from {user}'s next login (or `newgrp docker` in a shell)"
@@ -110,7 +108,7 @@ mod tests {
             super::plan(&mut plan, &ann, members);
             plan.steps
                 .iter()
-                .map(ToString::to_string)
+                .map(|step| format!("{step}\n"))
                 .collect::<String>()
         };
         assert_eq!(

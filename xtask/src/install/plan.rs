@@ -9,8 +9,9 @@ use super::{
     facts::{Facts, Init},
     group,
     os_release::{DistroCompose, Release},
-    steps::{Command, Content, Plan, Step},
+    steps::{Key, Plan, apt_get},
 };
+use crate::docker::Command;
 
 /// Docker's packages, as docs.docker.com installs them.
 const OFFICIAL_PACKAGES: &[&str] = &[
@@ -109,12 +110,8 @@ fn official(
     remove_conflicts(plan, facts, OFFICIAL_CONFLICTS, "Docker's docker-ce");
     if repo.starts_with("https://") && !facts.installed.contains("ca-certificates") {
         // apt's https needs the system's certificate authorities.
-        plan.steps.push(Step::Run(Command::apt_get(["update"])));
-        plan.steps.push(Step::Run(Command::apt_get([
-            "install",
-            "-y",
-            "ca-certificates",
-        ])));
+        plan.run(apt_get(["update"]));
+        plan.run(apt_get(["install", "-y", "ca-certificates"]));
     }
     let key_in_place = facts
         .files
@@ -122,29 +119,22 @@ fn official(
         .and_then(|key| std::str::from_utf8(key).ok())
         .is_some_and(|key| apt_key::verify(key, options.fingerprint).is_ok());
     if !key_in_place {
-        plan.steps.push(Step::Write {
+        plan.write_key(Key {
             path: KEYRING.to_owned(),
-            mode: 0o644,
-            content: Content::Key {
-                url: format!("{repo}/gpg"),
-                fingerprint: options.fingerprint,
-            },
+            url: format!("{repo}/gpg"),
+            fingerprint: options.fingerprint,
         });
     }
     let entry = apt_source::entry(&repo, &release.codename, &facts.arch);
     if facts.files.get(SOURCES).map(Vec::as_slice) != Some(entry.as_bytes()) {
-        plan.steps.push(Step::Write {
-            path: SOURCES.to_owned(),
-            mode: 0o644,
-            content: Content::Text(entry),
-        });
+        plan.write(SOURCES, 0o644, entry);
     }
     for duplicate in apt_source::duplicates(&facts.apt_sources, &repo) {
         match duplicate {
-            Duplicate::Remove(path) => plan.steps.push(Step::Remove {
-                path: path.display().to_string(),
-                reason: format!("an older entry for {repo}, which {SOURCES} replaces"),
-            }),
+            Duplicate::Remove(path) => plan.remove(
+                path.display().to_string(),
+                format!("an older entry for {repo}, which {SOURCES} replaces"),
+            ),
             Duplicate::Edit(path) => bail!(
                 "{} also has an entry for {repo}, which would clash with {SOURCES}: delete that entry, then run again",
                 path.display()
@@ -193,10 +183,11 @@ fn remove_conflicts(plan: &mut Plan, facts: &Facts, conflicts: &[&str], against:
     plan.warn(format!(
         "installed packages conflict with {against}: {list}"
     ));
-    let remove = Command::apt_get(["remove", "-y"].into_iter().chain(present));
-    plan.steps.push(Step::Run(remove.confirmed_by(format!(
-        "remove {list} (their configuration and /var/lib/docker stay)"
-    ))));
+    let question = format!("remove {list} (their configuration and /var/lib/docker stay)");
+    plan.run_confirmed(
+        apt_get(["remove", "-y"].into_iter().chain(present)),
+        question,
+    );
 }
 
 /// `apt-get update` and `install` for the packages not installed yet, if any.
@@ -207,10 +198,8 @@ fn install(plan: &mut Plan, facts: &Facts, packages: &[&str]) {
         .filter(|package| !facts.installed.contains(*package))
         .collect();
     if !missing.is_empty() {
-        plan.steps.push(Step::Run(Command::apt_get(["update"])));
-        plan.steps.push(Step::Run(Command::apt_get(
-            ["install", "-y"].into_iter().chain(missing),
-        )));
+        plan.run(apt_get(["update"]));
+        plan.run(apt_get(["install", "-y"].into_iter().chain(missing)));
     }
 }
 
@@ -219,37 +208,31 @@ fn daemon(plan: &mut Plan, facts: &Facts) {
     match facts.init {
         Init::Systemd => {
             if !(facts.daemon_answers && facts.daemon_enabled) {
-                plan.steps.push(Step::Run(Command::new([
-                    "systemctl",
-                    "enable",
-                    "--now",
-                    "docker",
-                ])));
+                plan.run(Command::new("systemctl", ["enable", "--now", "docker"]));
             }
-            plan.steps.push(Step::Verify);
+            plan.check_daemon();
         }
         Init::Service => {
             if !facts.daemon_answers {
-                plan.steps
-                    .push(Step::Run(Command::new(["service", "docker", "start"])));
+                plan.run(Command::new("service", ["docker", "start"]));
             }
-            plan.steps.push(Step::Verify);
+            plan.check_daemon();
         }
         Init::Container if !facts.daemon_answers => {
             plan.info(
                 "inside a container without systemd: the daemon is not started here (it needs a \
                  privileged container): start `dockerd` where it can run, or point DOCKER_HOST at another daemon",
             );
-            plan.steps.push(Step::VerifyClient);
+            plan.check_client();
         }
         Init::Unknown if !facts.daemon_answers => {
             plan.info(
                 "neither systemd nor `service` here to start the daemon: start it yourself, \
                  e.g. `sudo dockerd > /var/log/dockerd.log 2>&1 &`",
             );
-            plan.steps.push(Step::VerifyClient);
+            plan.check_client();
         }
-        Init::Container | Init::Unknown => plan.steps.push(Step::Verify),
+        Init::Container | Init::Unknown => plan.check_daemon(),
     }
 }
 

@@ -43,7 +43,11 @@ fn options(source: Source) -> Options {
 }
 
 fn steps(plan: &Plan) -> String {
-    plan.steps.iter().map(ToString::to_string).collect()
+    plan.steps
+        .iter()
+        .chain(&plan.checks)
+        .map(|step| format!("{step}\n"))
+        .collect()
 }
 
 fn warnings(plan: &Plan) -> Vec<&str> {

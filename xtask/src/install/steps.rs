@@ -1,10 +1,16 @@
-//! install-docker's plan, as data: the files it writes (path, mode, content), the files it
-//! removes and the commands it runs. `--dry-run` prints it; `apply` carries it out.
+//! install-docker's plan: the common steps (`plan::Step`: files written, files removed,
+//! commands run), the checks after them, and what is printed around them.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use super::apt_key::Fingerprint;
-use crate::plan::shell_words;
+use crate::{
+    docker::Command,
+    plan::{Action, Content, Step},
+};
+
+/// How long a freshly started daemon may take to answer.
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -12,7 +18,12 @@ pub struct Plan {
     pub title: String,
     /// Printed before anything runs.
     pub notes: Vec<Note>,
+    /// What changes the machine.
     pub steps: Vec<Step>,
+    /// What checks the result: run after the steps, and alone when nothing changes.
+    pub checks: Vec<Step>,
+    /// The keys some steps write, fetched and checked before any step runs.
+    pub keys: Vec<Key>,
     /// Printed once every step succeeded.
     pub afterwards: Vec<String>,
 }
@@ -23,42 +34,12 @@ pub enum Note {
     Info(String),
 }
 
+/// A key written to `path` only once the one at `url` has the fingerprint `fingerprint`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// Written only if the content or the mode differ; missing directories are made 0755.
-    Write {
-        path: String,
-        mode: u32,
-        content: Content,
-    },
-    Remove {
-        path: String,
-        reason: String,
-    },
-    Run(Command),
-    /// `docker info` until the daemon answers (bounded), then `docker version`.
-    Verify,
-    /// `docker --version`: where no daemon is started, only the client can be checked.
-    VerifyClient,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Content {
-    Text(String),
-    /// The key at `url`, written only once its fingerprint is checked to be `fingerprint`.
-    Key {
-        url: String,
-        fingerprint: Fingerprint,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command {
-    /// Never secrets: they are printed.
-    pub env: Vec<(String, String)>,
-    pub argv: Vec<String>,
-    /// Asked before anything runs, unless `--yes`.
-    pub confirm: Option<String>,
+pub struct Key {
+    pub path: String,
+    pub url: String,
+    pub fingerprint: Fingerprint,
 }
 
 impl Plan {
@@ -72,9 +53,7 @@ impl Plan {
 
     /// True when carrying the plan out would change nothing on the machine.
     pub fn changes_nothing(&self) -> bool {
-        self.steps
-            .iter()
-            .all(|step| matches!(step, Step::Verify | Step::VerifyClient))
+        self.steps.is_empty()
     }
 
     pub fn print_notes(&self) {
@@ -85,82 +64,77 @@ impl Plan {
             }
         }
     }
-}
 
-impl Command {
-    pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(argv: I) -> Command {
-        Command {
-            env: Vec::new(),
-            argv: argv.into_iter().map(Into::into).collect(),
-            confirm: None,
-        }
+    pub fn run(&mut self, command: Command) {
+        self.steps.push(run(command));
     }
 
-    /// `apt-get ARGS…` that never stops to ask (debconf questions take their defaults).
-    pub fn apt_get<I: IntoIterator<Item = S>, S: Into<String>>(args: I) -> Command {
-        let mut command = Command::new(
-            std::iter::once("apt-get".to_owned()).chain(args.into_iter().map(Into::into)),
-        );
-        command
-            .env
-            .push(("DEBIAN_FRONTEND".to_owned(), "noninteractive".to_owned()));
-        command
+    /// A command that runs only once the user agreed (or `--yes`).
+    pub fn run_confirmed(&mut self, command: Command, question: String) {
+        self.steps.push(run(command).confirmed_by(question));
     }
 
-    pub fn confirmed_by(mut self, question: String) -> Command {
-        self.confirm = Some(question);
-        self
+    pub fn write(&mut self, path: &str, mode: u32, text: String) {
+        let action = Action::Write {
+            path: path.to_owned(),
+            mode,
+            content: Content::Text(text),
+        };
+        self.steps.push(Step::new("", action, ""));
     }
-}
 
-/// As a shell would take it: `DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io`.
-impl fmt::Display for Command {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (name, value) in &self.env {
-            write!(f, "{name}={} ", shell_words(std::slice::from_ref(value)))?;
-        }
-        f.write_str(&shell_words(&self.argv))
+    pub fn write_key(&mut self, key: Key) {
+        let action = Action::Write {
+            path: key.path.clone(),
+            mode: 0o644,
+            content: Content::Pending(format!(
+                "the key at {}, once its OpenPGP fingerprint is checked to be {}",
+                key.url, key.fingerprint
+            )),
+        };
+        self.steps.push(Step::new("", action, ""));
+        self.keys.push(key);
     }
-}
 
-/// What `--dry-run` prints for the step: commands as lines to paste, files with their content.
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Step::Write {
-                path,
-                mode,
-                content,
-            } => {
-                writeln!(f, "write {path} (mode {mode:04o}):")?;
-                match content {
-                    Content::Text(text) => {
-                        for line in text.lines() {
-                            writeln!(f, "    {line}")?;
-                        }
-                        Ok(())
-                    }
-                    Content::Key { url, fingerprint } => writeln!(
-                        f,
-                        "    the key at {url}, once its OpenPGP fingerprint is checked to be {fingerprint}"
-                    ),
-                }
-            }
-            Step::Remove { path, reason } => writeln!(f, "remove {path} ({reason})"),
-            Step::Run(command) => match &command.confirm {
-                Some(question) => writeln!(
-                    f,
-                    "{command}    # after asking: {question}? (--yes answers yes)"
-                ),
-                None => writeln!(f, "{command}"),
+    pub fn remove(&mut self, path: String, reason: String) {
+        self.steps
+            .push(Step::new("", Action::Remove { path, reason }, ""));
+    }
+
+    /// `docker info` until the daemon answers, then `docker version`.
+    pub fn check_daemon(&mut self) {
+        self.checks.push(Step::new(
+            "the Docker daemon answers",
+            Action::AwaitEngine {
+                timeout: DAEMON_TIMEOUT,
             },
-            Step::Verify => writeln!(
-                f,
-                "docker info    # until the daemon answers\ndocker version"
-            ),
-            Step::VerifyClient => writeln!(f, "docker --version"),
-        }
+            "see its logs above, then start it with `sudo systemctl start docker` (or `sudo service docker start`)",
+        )
+        .diagnosed_by(Command::new("journalctl", ["-u", "docker", "--no-pager", "-n", "20"]))
+        .diagnosed_by(Command::new("tail", ["-n", "20", "/var/log/docker.log"])));
+        self.checks.push(run(Command::docker(["version"])));
     }
+
+    /// `docker --version`: where no daemon is started, only the client can be checked.
+    pub fn check_client(&mut self) {
+        self.checks.push(Step::run(
+            "the docker client runs",
+            Command::docker(["--version"]),
+            "the docker client does not run after the installation",
+        ));
+    }
+}
+
+/// A command of the plan: its failure names it.
+fn run(command: Command) -> Step {
+    let done = format!("{command}");
+    let on_failure = format!("`{command}` failed");
+    Step::run(&done, command, &on_failure)
+}
+
+/// `apt-get ARGS…` that never stops to ask (debconf questions take their defaults).
+pub fn apt_get<I: IntoIterator<Item = S>, S: Into<String>>(args: I) -> Command {
+    Command::new("apt-get", args).env("DEBIAN_FRONTEND", "noninteractive")
 }
 
 impl fmt::Display for Plan {
@@ -169,55 +143,9 @@ impl fmt::Display for Plan {
         if self.changes_nothing() {
             writeln!(f, "# nothing to change")?;
         }
-        for step in &self.steps {
-            write!(f, "{step}")?;
+        for step in self.steps.iter().chain(&self.checks) {
+            writeln!(f, "{step}")?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::install::apt_key::DOCKER;
-
-    #[test]
-    fn steps_print_as_files_and_commands() {
-        let steps = [
-            Step::Write {
-                path: "/etc/apt/keyrings/docker.asc".into(),
-                mode: 0o644,
-                content: Content::Key {
-                    url: "https://download.docker.com/linux/debian/gpg".into(),
-                    fingerprint: DOCKER,
-                },
-            },
-            Step::Write {
-                path: "/etc/x".into(),
-                mode: 0o600,
-                content: Content::Text("a: b\nc\n".into()),
-            },
-            Step::Remove {
-                path: "/etc/apt/sources.list.d/docker.list".into(),
-                reason: "why".into(),
-            },
-            Step::Run(
-                Command::apt_get(["remove", "-y", "docker.io"])
-                    .confirmed_by("remove docker.io".into()),
-            ),
-            Step::Run(Command::new(["usermod", "-aG", "docker", "ann marie"])),
-        ];
-        let printed: String = steps.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            printed,
-            "write /etc/apt/keyrings/docker.asc (mode 0644):\n\
-             \x20   the key at https://download.docker.com/linux/debian/gpg, once its OpenPGP fingerprint is checked to be 9DC8 5822 9FC7 DD38 854A E2D8 8D81 803C 0EBF CD88\n\
-             write /etc/x (mode 0600):\n\
-             \x20   a: b\n\
-             \x20   c\n\
-             remove /etc/apt/sources.list.d/docker.list (why)\n\
-             DEBIAN_FRONTEND=noninteractive apt-get remove -y docker.io    # after asking: remove docker.io? (--yes answers yes)\n\
-             usermod -aG docker 'ann marie'\n"
-        );
     }
 }

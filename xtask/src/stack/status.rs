@@ -8,13 +8,14 @@
 //!
 //! `health` is null for a service without a healthcheck; `ports` lists the published ones.
 
-use std::path::Path;
-
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
-use crate::{compose::Stack, deploy::compose, docker, hint::Hint, process, process::Docker};
+use crate::{
+    cli::StatusArgs,
+    docker::{self, Needs, run},
+};
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Container {
@@ -32,22 +33,14 @@ pub struct Port {
     pub protocol: String,
 }
 
-pub fn run(sh: &Shell, root: &Path, env: &str, json: bool) -> anyhow::Result<()> {
-    let stack = Stack::load(root, env)?;
-    docker::preflight(sh, true)?;
-    if !json {
-        return Docker::new(sh, compose(&stack, &["ps", "--all"])).show();
+pub fn run(sh: &Shell, args: &StatusArgs) -> anyhow::Result<()> {
+    let stack = args.env.stack(sh)?;
+    docker::preflight(sh, &stack.engine, Needs::ENGINE)?;
+    if !args.json {
+        return run::print(sh, &stack.compose(&["ps", "--all"]));
     }
-    let output = Docker::new(sh, compose(&stack, &["ps", "--all", "--format", "json"])).output()?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let reason = process::last_line(&stderr).unwrap_or_else(|| output.status.to_string());
-        return Err(Hint::maybe(
-            format!("`docker compose ps` failed: {reason}"),
-            docker::known_fix(&stderr),
-        ));
-    }
-    let containers = parse(&String::from_utf8_lossy(&output.stdout))?;
+    let listing = run::read(sh, &stack.compose(&["ps", "--all", "--format", "json"]))?;
+    let containers = parse(&listing)?;
     println!("{}", serde_json::to_string_pretty(&containers)?);
     Ok(())
 }

@@ -1,37 +1,13 @@
-//! Preflight: docker, Compose v2 and a daemon that answers, checked before any work starts;
-//! and the fixes of the mistakes docker reports, for the `hint:` line of any failure.
+//! What docker's complaints mean and how to fix them: the `hint:` line of any failure.
+//! Pure functions of its stderr, tested with the words docker really prints.
 
-use xshell::Shell;
+use super::run::last_line;
+use crate::hint::Hint;
 
-use crate::{hint::Hint, process::Docker};
-
-const INSTALL: &str = "run `cargo xtask install-docker`";
-
-/// Checks the client and Compose v2; with `need_daemon`, that the daemon answers too.
-pub fn preflight(sh: &Shell, need_daemon: bool) -> anyhow::Result<()> {
-    if which::which("docker").is_err() {
-        return Err(Hint::new("docker is not installed (not found in PATH)", INSTALL).into());
-    }
-    let compose = Docker::new(sh, ["compose", "version", "--short"]).output()?;
-    let version = String::from_utf8_lossy(&compose.stdout);
-    if !compose.status.success() || !version.trim_start_matches('v').starts_with('2') {
-        return Err(Hint::new(
-            "Docker Compose v2 is missing (`docker compose version` failed)",
-            INSTALL,
-        )
-        .into());
-    }
-    if need_daemon {
-        let info = Docker::new(sh, ["info", "--format", "{{.ServerVersion}}"]).output()?;
-        if !info.status.success() {
-            return Err(daemon_problem(&String::from_utf8_lossy(&info.stderr)));
-        }
-    }
-    Ok(())
-}
+pub const INSTALL: &str = "run `cargo xtask install-docker`";
 
 /// Turns `docker info`'s complaint into what to do about it.
-fn daemon_problem(stderr: &str) -> anyhow::Error {
+pub fn daemon_problem(stderr: &str) -> anyhow::Error {
     let first_line = stderr
         .lines()
         .find(|line| !line.trim().is_empty())
@@ -79,6 +55,48 @@ pub fn known_fix(stderr: &str) -> Option<String> {
     None
 }
 
+/// The reason a command failed, from its stderr: its last line, named when it is a
+/// registry's refusal, and the fix when the mistake is a known one.
+pub fn explain(stderr: &str) -> Option<(String, Option<String>)> {
+    let last = last_line(stderr)?;
+    let lower = stderr.to_lowercase();
+    let registry = if [
+        "no basic auth credentials",
+        "unauthorized: ",
+        "authentication required",
+        "requested access to the resource is denied",
+    ]
+    .iter()
+    .any(|words| lower.contains(words))
+    {
+        Some((
+            "unauthorized",
+            "set DOCKER_USERNAME and DOCKER_PASSWORD (or DOCKER_TOKEN), or run `docker login`",
+        ))
+    } else if lower.contains("name unknown") || lower.contains("repository does not exist") {
+        Some((
+            "the registry has no such repository",
+            "create it there, or check --repo",
+        ))
+    } else if !is_daemon_down(stderr)
+        && lower.contains("dial tcp")
+        && ["connection refused", "no such host", "i/o timeout"]
+            .iter()
+            .any(|words| lower.contains(words))
+    {
+        Some((
+            "the registry cannot be reached",
+            "check the registry's address (--registry) and the network",
+        ))
+    } else {
+        None
+    };
+    Some(match registry {
+        Some((what, fix)) => (format!("{what} ({last})"), Some(fix.to_owned())),
+        None => (last, known_fix(stderr)),
+    })
+}
+
 /// The variable that moves the port: the one set to it, if any, else both.
 fn port_fix(port: u16) -> String {
     let set_to_it = ["DB_PORT", "WEB_PORT"]
@@ -98,11 +116,11 @@ fn is_daemon_down(stderr: &str) -> bool {
         || stderr.contains("Cannot connect to the Docker daemon")
 }
 
-fn join_the_group() -> String {
+pub fn join_the_group() -> String {
     "join the docker group (`cargo xtask install-docker` does it), then log in again or run `newgrp docker`".to_owned()
 }
 
-fn start_the_daemon() -> String {
+pub fn start_the_daemon() -> String {
     match std::env::var("DOCKER_HOST") {
         Ok(host) if !host.is_empty() => {
             format!(
@@ -194,5 +212,28 @@ mod tests {
         assert_eq!(known_fix("no such service: cache"), None);
         let denied = "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock";
         assert!(known_fix(denied).unwrap().contains("docker group"));
+    }
+
+    #[test]
+    fn registry_refusals_say_what_to_do() {
+        let explained = |stderr: &str| explain(stderr).unwrap();
+        let (reason, fix) =
+            explained("The push refers to repository [r/a]\nno basic auth credentials\n");
+        assert_eq!(reason, "unauthorized (no basic auth credentials)");
+        assert!(fix.unwrap().starts_with("set DOCKER_USERNAME"));
+        let (reason, _) = explained("name unknown: repository name not known to registry");
+        assert!(reason.contains("no such repository"), "{reason}");
+        let (reason, fix) = explained(
+            "Get \"http://127.0.0.1:5999/v2/\": dial tcp 127.0.0.1:5999: connect: connection refused",
+        );
+        assert!(
+            reason.contains("cannot be reached") && fix.is_some(),
+            "{reason}"
+        );
+        assert_eq!(
+            explained("something else\n"),
+            ("something else".to_owned(), None)
+        );
+        assert_eq!(explain("\n"), None);
     }
 }

@@ -11,11 +11,11 @@ const SETTINGS: &str = "x-xtask:
   health_path: /healthz
 ";
 
-fn merged(services: &str) -> Merged {
-    Merged::parse(&format!("services:\n{services}{SETTINGS}")).unwrap()
+fn merged(services: &str) -> Model {
+    Model::parse(&format!("services:\n{services}{SETTINGS}")).unwrap()
 }
 
-fn dev() -> Merged {
+fn dev() -> Model {
     merged(
         "  db:
     ports: [{ host_ip: 127.0.0.1, target: 5432, published: '5433' }]
@@ -25,7 +25,7 @@ fn dev() -> Merged {
     )
 }
 
-fn prod() -> Merged {
+fn prod() -> Model {
     merged(
         "  db: {}
   web:
@@ -34,18 +34,22 @@ fn prod() -> Merged {
     )
 }
 
+fn stack(env: &str) -> Stack {
+    Stack::new(env, "travial", crate::docker::Engine::Local)
+}
+
 fn lines(steps: &[Step]) -> Vec<String> {
     steps.iter().map(ToString::to_string).collect()
 }
 
-const OPTIONS: DeployOptions = DeployOptions {
+const OPTIONS: Options = Options {
     build: true,
     timeout: Duration::from_secs(60),
 };
 
 #[test]
 fn dev_probes_postgres_and_web_through_their_published_ports() {
-    let steps = deploy_plan(&Stack::new("dev"), &dev(), &OPTIONS).unwrap();
+    let steps = plan(&stack("dev"), &dev(), &OPTIONS).unwrap();
     let compose =
         "docker compose -p travial-dev -f compose/compose.yaml -f compose/compose.dev.yaml";
     assert_eq!(
@@ -60,18 +64,18 @@ fn dev_probes_postgres_and_web_through_their_published_ports() {
         ]
     );
     assert_eq!(
-        steps[2].diagnose.as_ref().unwrap().join(" "),
-        format!("{} logs --tail 30 db", &compose["docker ".len()..])
+        steps[2].diagnose[0].to_string(),
+        format!("{compose} logs --tail 30 db")
     );
 }
 
 #[test]
 fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
-    let options = DeployOptions {
+    let options = Options {
         build: false,
         timeout: Duration::from_secs(90),
     };
-    let steps = deploy_plan(&Stack::new("prod"), &prod(), &options).unwrap();
+    let steps = plan(&stack("prod"), &prod(), &options).unwrap();
     let compose =
         "docker compose -p travial-prod -f compose/compose.yaml -f compose/compose.prod.yaml";
     assert_eq!(
@@ -83,16 +87,16 @@ fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
             "cargo xtask wait http://127.0.0.1:8080/healthz --timeout 90s".to_owned(),
         ]
     );
-    assert!(steps[0].diagnose.is_some());
+    assert!(!steps[0].diagnose.is_empty());
     assert!(steps[1].on_failure.contains("web was not started"));
 }
 
 #[test]
 fn down_keeps_the_data_unless_asked() {
-    let stack = Stack::new("dev");
-    let keep = down_step(&stack, false).to_string();
+    let stack = stack("dev");
+    let keep = super::super::down::step(&stack, false).to_string();
     assert!(keep.ends_with("down --remove-orphans"), "{keep}");
-    let remove = down_step(&stack, true).to_string();
+    let remove = super::super::down::step(&stack, true).to_string();
     assert!(
         remove.ends_with("down --remove-orphans --volumes"),
         "{remove}"
@@ -102,7 +106,7 @@ fn down_keeps_the_data_unless_asked() {
 #[test]
 fn no_step_of_a_deploy_removes_volumes() {
     for merged in [dev(), prod()] {
-        let steps = deploy_plan(&Stack::new("dev"), &merged, &OPTIONS).unwrap();
+        let steps = plan(&stack("dev"), &merged, &OPTIONS).unwrap();
         assert!(
             lines(&steps)
                 .iter()

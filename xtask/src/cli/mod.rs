@@ -1,0 +1,273 @@
+//! The command line, as clap definitions (`args`), completed at run time with what only
+//! the checkout knows (`names`): the environments under compose/ and the services of
+//! compose/compose.yaml, so that `--help`, the errors and the completion scripts name them.
+
+mod args;
+mod names;
+
+use std::path::Path;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, error::ErrorKind};
+
+pub use args::*;
+pub use names::parse_duration;
+use names::{Names, examples};
+
+use crate::{output, stack};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build, publish and deploy Travial",
+    version,
+    arg_required_else_help = true,
+    after_help = examples(&[
+        ("cargo xtask deploy dev", "build, start and check the dev stack"),
+        ("cargo xtask status dev --json", "its containers' state, for scripts"),
+        ("cargo xtask logs dev web --follow", "follow web's logs"),
+        ("cargo xtask down dev", "stop dev, keeping its data"),
+        ("cargo xtask push --dry-run", "show what a push would run"),
+        ("cargo xtask completions bash", "print the bash completion script"),
+    ]) + "\nExit codes: 0 success, 1 failure, 2 usage error, 3 not ready before the deadline, 130 interrupted",
+)]
+pub struct Cli {
+    /// Print only errors and the result
+    #[arg(
+        long,
+        short,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global Options"
+    )]
+    pub quiet: bool,
+    /// Echo every docker command as it runs, the checks too
+    #[arg(long, short, global = true, help_heading = "Global Options")]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    pub fn verbosity(&self) -> output::Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => output::Verbosity::Quiet,
+            (false, true) => output::Verbosity::Verbose,
+            (false, false) => output::Verbosity::Normal,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every check CI runs: formatting, clippy and all tests
+    #[command(after_help = examples(&[
+        ("cargo xtask test", "cargo fmt --check, clippy -D warnings, cargo test --workspace"),
+        ("cargo xtask test --dry-run", "print those commands"),
+    ]))]
+    Test(TestArgs),
+    /// Install Docker Engine and Compose v2 on Ubuntu or Debian, and join the docker group
+    #[command(after_help = examples(&[
+        ("cargo xtask install-docker --dry-run", "print every file and command first"),
+        ("cargo xtask install-docker", "install from Docker's repository"),
+        ("cargo xtask install-docker --source distro", "install the distribution's docker.io"),
+    ]))]
+    InstallDocker(InstallDockerArgs),
+    /// Build the app image, tagged with its version and git revision
+    #[command(after_help = examples(&[
+        ("cargo xtask build", "build and tag the app image"),
+        ("cargo xtask build --tag rc1", "with an extra tag"),
+        ("cargo xtask build --dry-run", "print the commands"),
+    ]))]
+    Build(BuildArgs),
+    /// Push every tag of the current revision to Docker Hub or another registry
+    #[command(after_help = examples(&[
+        ("cargo xtask push", "to Docker Hub, as `docker login` allows"),
+        ("cargo xtask push --registry 127.0.0.1:5000", "to another registry"),
+        ("DOCKER_USERNAME=me DOCKER_TOKEN=… cargo xtask push", "with credentials, as in CI"),
+    ]))]
+    Push(PushArgs),
+    /// Deploy an environment: build, db up and ready, migrate, web up and healthy
+    #[command(after_help = examples(&[
+        ("cargo xtask deploy dev", "build, start and check dev"),
+        ("cargo xtask deploy prod --no-build", "with the images as they are"),
+        ("cargo xtask deploy staging --dry-run", "print the commands"),
+        ("WEB_PORT=8001 cargo xtask deploy dev", "when port 8000 is taken (DB_PORT for 5432)"),
+    ]))]
+    Deploy(DeployArgs),
+    /// Apply the migrations to an environment's database
+    #[command(after_help = examples(&[
+        ("cargo xtask migrate dev", "start db if need be, then migrate"),
+        ("cargo xtask migrate prod --dry-run", "print the commands"),
+    ]))]
+    Migrate(MigrateArgs),
+    /// Stop an environment; its data is kept unless --volumes
+    #[command(after_help = examples(&[
+        ("cargo xtask down dev", "stop dev, keeping its data"),
+        ("cargo xtask down dev --volumes", "stop dev and delete its database"),
+    ]))]
+    Down(DownArgs),
+    /// Show an environment's containers
+    #[command(after_help = examples(&[
+        ("cargo xtask status dev", "as `docker compose ps` shows them"),
+        ("cargo xtask status prod --json", "[{service, state, health, ports}], for scripts"),
+    ]))]
+    Status(StatusArgs),
+    /// Show an environment's logs
+    #[command(after_help = examples(&[
+        ("cargo xtask logs dev", "every service's logs"),
+        ("cargo xtask logs dev web --follow", "follow web's"),
+    ]))]
+    Logs(LogsArgs),
+    /// Print an environment's merged Compose configuration
+    #[command(after_help = examples(&[
+        ("cargo xtask config prod", "the configuration prod deploys"),
+    ]))]
+    Config(EnvArgs),
+    /// Wait until PostgreSQL, HTTP or TCP targets are ready (exit 3 at the deadline)
+    #[command(after_help = examples(&[
+        ("cargo xtask wait postgres://127.0.0.1:5432", "until PostgreSQL accepts connections"),
+        ("cargo xtask wait http://127.0.0.1:8000/healthz --timeout 2m", "until it answers 200"),
+    ]))]
+    Wait(WaitArgs),
+    /// Print the completion script of a shell: see the README for where to put it
+    #[command(after_help = examples(&[
+        ("cargo xtask completions bash > ~/.xtask.bash", "then `source ~/.xtask.bash` in ~/.bashrc"),
+        ("cargo xtask completions zsh > ~/.zfunc/_xtask", "with ~/.zfunc in fpath"),
+        ("cargo xtask completions fish > ~/.config/fish/completions/xtask.fish", "loaded when needed"),
+    ]))]
+    Completions(CompletionsArgs),
+}
+
+/// The command line with the environments and services of the checkout at `root`.
+pub fn command(root: &Path) -> clap::Command {
+    let environments = environments(root);
+    let services = stack::services(root);
+    Cli::command().mut_subcommands(|sub| {
+        let has = |id: &str| sub.get_arguments().any(|arg| arg.get_id() == id);
+        let (takes_env, takes_service) = (has("env"), has("service"));
+        let mut sub = sub;
+        // Without compose/ to read, loading the stack says what is wrong.
+        if takes_env && !environments.is_empty() {
+            sub = sub.mut_arg("env", |arg| {
+                arg.value_parser(Names::environments(&environments))
+            });
+        }
+        if takes_service {
+            sub = sub.mut_arg("service", |arg| {
+                arg.value_parser(Names::services(&services))
+                    .hide_possible_values(true)
+            });
+        }
+        sub
+    })
+}
+
+/// Parses the process's arguments; on a usage error, prints it and exits 2. A missing
+/// environment also gets the list of those that exist.
+pub fn parse(root: &Path) -> Cli {
+    let error = match command(root).try_get_matches() {
+        Ok(matches) => return Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit()),
+        Err(error) => error,
+    };
+    let missing_env =
+        error.kind() == ErrorKind::MissingRequiredArgument && error.to_string().contains("<ENV>");
+    if !missing_env {
+        error.exit();
+    }
+    let _ = error.print();
+    eprintln!("{}", environments_hint(&environments(root)));
+    std::process::exit(error.exit_code());
+}
+
+fn environments(root: &Path) -> Vec<String> {
+    stack::environments(&root.join(stack::COMPOSE_DIR)).unwrap_or_default()
+}
+
+/// `hint: the environments are dev, prod, staging (one per compose/compose.ENV.yaml)`.
+pub fn environments_hint(environments: &[String]) -> String {
+    output::hint_line(&format!(
+        "the environments are {} (one per {}/compose.ENV.yaml)",
+        environments.join(", "),
+        stack::COMPOSE_DIR
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        super::Cli::command().debug_assert();
+    }
+
+    fn root() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf()
+    }
+
+    #[test]
+    fn verify_cli_with_the_checkouts_names() {
+        let command = super::command(&root());
+        command.clone().debug_assert();
+        let deploy = command.find_subcommand("deploy").unwrap();
+        let env = deploy
+            .get_arguments()
+            .find(|arg| arg.get_id() == "env")
+            .unwrap();
+        let names: Vec<String> = env
+            .get_possible_values()
+            .iter()
+            .map(|value| value.get_name().to_owned())
+            .collect();
+        assert_eq!(names, ["dev", "prod", "staging"]);
+        assert_eq!(crate::stack::services(&root()), ["db", "web"]);
+    }
+
+    #[test]
+    fn environments_are_checked_and_services_left_to_compose() {
+        let parse = |args: &[&str]| super::command(&root()).try_get_matches_from(args);
+        assert!(parse(&["xtask", "deploy", "dev"]).is_ok());
+        let err = parse(&["xtask", "deploy", "qa"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("unknown environment `qa`"),
+            "{err}"
+        );
+        assert!(parse(&["xtask", "logs", "dev", "adminer"]).is_ok());
+    }
+
+    #[test]
+    fn global_flags_reach_every_command_and_exclude_each_other() {
+        use clap::Parser;
+        let cli = super::Cli::parse_from(["xtask", "deploy", "dev", "--quiet"]);
+        assert_eq!(cli.verbosity(), crate::output::Verbosity::Quiet);
+        let cli = super::Cli::parse_from(["xtask", "-v", "status", "dev"]);
+        assert_eq!(cli.verbosity(), crate::output::Verbosity::Verbose);
+        assert!(super::Cli::try_parse_from(["xtask", "-q", "-v", "status", "dev"]).is_err());
+        let super::Command::Wait(args) =
+            super::Cli::parse_from(["xtask", "--quiet", "wait", "tcp://h:1"]).command
+        else {
+            panic!("not wait")
+        };
+        assert!(args.quiet, "wait's own --quiet follows the global one");
+    }
+
+    #[test]
+    fn durations_take_a_unit() {
+        use std::time::Duration;
+        assert_eq!(
+            super::parse_duration("500ms"),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(super::parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(super::parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(super::parse_duration("60").is_err());
+        assert!(super::parse_duration("s").is_err());
+        assert!(super::parse_duration("1h").is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! A command line as data: what `--dry-run` prints, what the executor runs and what the
+//! unit tests compare as text. Building one never runs anything.
+
+use std::fmt;
+
+use super::quote::shell_words;
+
+/// A program with its arguments and environment. Usually docker, with the engine's flags
+/// already in `args` (see `Engine`); install-docker also runs apt-get and usermod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Printed before the command: never secrets.
+    pub env: Vec<(String, String)>,
+    /// Set in the command's environment but never printed: the values Compose copies into
+    /// its `secrets:`.
+    pub secret_env: Vec<Secret>,
+    /// Written to the command's standard input, never printed: `docker login --password-stdin`.
+    pub stdin: Option<Secret>,
+}
+
+/// A value that must never be printed: its `Debug` and the command line show its name only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    /// Where it comes from, as the user knows it: `DOCKER_PASSWORD`, `POSTGRES_PASSWORD`.
+    pub name: String,
+    value: String,
+}
+
+impl Secret {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Secret {
+        Secret {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({})", self.name)
+    }
+}
+
+impl Command {
+    pub fn new<S: Into<String>>(program: &str, args: impl IntoIterator<Item = S>) -> Command {
+        Command {
+            program: program.to_owned(),
+            args: args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            secret_env: Vec::new(),
+            stdin: None,
+        }
+    }
+
+    /// `docker ARGS…` on the engine of this machine's environment (DOCKER_HOST, contexts).
+    pub fn docker<S: Into<String>>(args: impl IntoIterator<Item = S>) -> Command {
+        Command::new("docker", args)
+    }
+
+    /// A variable for the command, printed with it.
+    pub fn env(mut self, name: &str, value: &str) -> Command {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn stdin(mut self, secret: Secret) -> Command {
+        self.stdin = Some(secret);
+        self
+    }
+}
+
+/// As a shell would take it: `APP_TAG=x docker compose … build`, then a comment naming the
+/// secrets it is given, without their values.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, value) in &self.env {
+            write!(f, "{name}={} ", shell_words(std::slice::from_ref(value)))?;
+        }
+        f.write_str(&self.program)?;
+        if !self.args.is_empty() {
+            write!(f, " {}", shell_words(&self.args))?;
+        }
+        if let Some(secret) = &self.stdin {
+            write!(f, "  # password from ${}", secret.name)?;
+        }
+        if !self.secret_env.is_empty() {
+            let names: Vec<&str> = self.secret_env.iter().map(|s| s.name.as_str()).collect();
+            write!(f, "  # with the secrets {}", names.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_print_before_the_command_and_secrets_never() {
+        let command = Command::docker(["compose", "build"]).env("APP_TAG", "0a1b2c3-dirty");
+        assert_eq!(
+            command.to_string(),
+            "APP_TAG=0a1b2c3-dirty docker compose build"
+        );
+        let login = Command::docker(["login", "--password-stdin"])
+            .stdin(Secret::new("DOCKER_PASSWORD", "hunter2"));
+        assert_eq!(
+            login.to_string(),
+            "docker login --password-stdin  # password from $DOCKER_PASSWORD"
+        );
+        let mut up = Command::docker(["compose", "up"]);
+        up.secret_env.push(Secret::new("POSTGRES_PASSWORD", "p@ss"));
+        assert_eq!(
+            up.to_string(),
+            "docker compose up  # with the secrets POSTGRES_PASSWORD"
+        );
+        assert!(!format!("{up:?}{login:?}").contains("p@ss"));
+        assert!(!format!("{login:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,250 @@
+//! Preflight: docker, Compose v2 or later (with buildx where Compose builds through it) and
+//! an engine that answers, checked before any work starts, each failure saying what to run.
+
+use std::time::Duration;
+
+use xshell::Shell;
+
+use super::{Command, Engine, diagnosis, run};
+use crate::hint::Hint;
+
+/// How long `docker info` may take: a daemon that accepts the connection and never answers
+/// would otherwise hang every command.
+pub const DAEMON_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Compose builds through buildx bake from v5 on, and refuses an older buildx from 2.40.1.
+const BUILDX_MINIMUM: Version = Version::new(0, 17, 0);
+const BAKE_ONLY_FROM: Version = Version::new(5, 0, 0);
+const BUILDX_CHECKED_FROM: Version = Version::new(2, 40, 1);
+const GET_BUILDX: &str = "install Docker's buildx plugin 0.17 or later: `sudo apt-get install docker-buildx-plugin` \
+     from Docker's repository (`cargo xtask install-docker` sets it up), or put a release binary at \
+     ~/.docker/cli-plugins/docker-buildx";
+
+/// What a command needs of docker besides the client and Compose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// An engine that answers (not for `--dry-run` and `config`).
+    pub engine: bool,
+    /// What `docker compose build` needs.
+    pub build: bool,
+}
+
+impl Needs {
+    pub const CLIENT: Needs = Needs {
+        engine: false,
+        build: false,
+    };
+    pub const ENGINE: Needs = Needs {
+        engine: true,
+        build: false,
+    };
+
+    /// An engine unless only printing; the builder if building.
+    pub fn acting(dry_run: bool, build: bool) -> Needs {
+        Needs {
+            engine: !dry_run,
+            build,
+        }
+    }
+}
+
+/// Checks the client and Compose, then what `needs` asks for.
+pub fn preflight(sh: &Shell, engine: &Engine, needs: Needs) -> anyhow::Result<()> {
+    if which::which("docker").is_err() {
+        return Err(Hint::new(
+            "docker is not installed (not found in PATH)",
+            diagnosis::INSTALL,
+        )
+        .into());
+    }
+    let compose = compose_version(sh)?;
+    if needs.build {
+        let buildx = run::probe(sh, &Command::docker(["buildx", "version"]))?;
+        let buildx = buildx
+            .status
+            .success()
+            .then(|| buildx_version(&String::from_utf8_lossy(&buildx.stdout)))
+            .flatten();
+        if let Err(problem) = build_requirement(compose, buildx) {
+            return Err(Hint::new(problem, GET_BUILDX).into());
+        }
+    }
+    if needs.engine {
+        engine_answers(sh, engine)?;
+    }
+    Ok(())
+}
+
+/// The engine's version, within `DAEMON_ANSWER_TIMEOUT`.
+pub fn engine_answers(sh: &Shell, engine: &Engine) -> anyhow::Result<String> {
+    let info = engine.docker(["info", "--format", "{{.ServerVersion}}"]);
+    let Some(output) = run::probe_within(sh, &info, DAEMON_ANSWER_TIMEOUT)? else {
+        return Err(Hint::new(
+            format!(
+                "the Docker daemon of {engine} did not answer within {} s: it takes connections but never replies",
+                DAEMON_ANSWER_TIMEOUT.as_secs()
+            ),
+            "restart it (`sudo systemctl restart docker`), or check which daemon DOCKER_HOST, --host or the docker context names",
+        )
+        .into());
+    };
+    if !output.status.success() {
+        return Err(diagnosis::daemon_problem(&String::from_utf8_lossy(
+            &output.stderr,
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Compose v2 or later, as `docker compose version --short` reports it.
+fn compose_version(sh: &Shell) -> anyhow::Result<Version> {
+    let output = run::probe(sh, &Command::docker(["compose", "version", "--short"]))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if output.status.success() {
+        return match Version::parse(&text) {
+            Some(version) if version.major < 2 => Err(compose_v1(&text)),
+            Some(version) => Ok(version),
+            // A build from source says `dev`: as new as it gets.
+            None => Ok(Version::new(u32::MAX, 0, 0)),
+        };
+    }
+    let v1 = run::probe(sh, &Command::new("docker-compose", ["version", "--short"]));
+    if let Ok(v1) = v1 {
+        if v1.status.success() {
+            return Err(compose_v1(&String::from_utf8_lossy(&v1.stdout)));
+        }
+    }
+    Err(Hint::new(
+        "Docker Compose v2 or later is missing (`docker compose version` failed)",
+        diagnosis::INSTALL,
+    )
+    .into())
+}
+
+fn compose_v1(version: &str) -> anyhow::Error {
+    Hint::new(
+        format!(
+            "only Docker Compose v1 ({}) is installed: Compose v2 or later is needed (v1 is end of life)",
+            version.trim()
+        ),
+        format!("{}: it installs Docker's Compose plugin", diagnosis::INSTALL),
+    )
+    .into()
+}
+
+/// Whether Compose can build with the buildx it has: from v5 it builds only through buildx
+/// bake (without buildx it falls back to the classic builder, which cannot build the app's
+/// Dockerfile), and from 2.40.1 it refuses a buildx older than 0.17.
+pub fn build_requirement(compose: Version, buildx: Option<Version>) -> Result<(), String> {
+    match buildx {
+        None if compose >= BAKE_ONLY_FROM => Err(format!(
+            "Docker Compose {compose} builds through buildx, which is not installed"
+        )),
+        Some(buildx) if compose >= BUILDX_CHECKED_FROM && buildx < BUILDX_MINIMUM => Err(format!(
+            "Docker Compose {compose} builds through buildx 0.17 or later, and this buildx is {buildx}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `github.com/docker/buildx v0.19.2 1fc5647…`, or Ubuntu's `github.com/docker/buildx 0.30.1 0.30.1-0ubuntu1`.
+fn buildx_version(text: &str) -> Option<Version> {
+    Version::parse(text.split_whitespace().nth(1)?)
+}
+
+/// `2.40.3`, `v2.24.6-desktop.1`, `5.0.1`: the numbers, without what follows `-` or `+`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    major: u32,
+    minor: u32,
+    patch: u32,
+}
+
+impl Version {
+    pub const fn new(major: u32, minor: u32, patch: u32) -> Version {
+        Version {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Version> {
+        let text = text.trim();
+        let text = text.strip_prefix('v').unwrap_or(text);
+        let numbers = text.split(['-', '+']).next()?;
+        let mut parts = numbers.split('.').map(|part| part.parse::<u32>().ok());
+        let major = parts.next()??;
+        let minor = parts.next().unwrap_or(Some(0))?;
+        let patch = parts.next().unwrap_or(Some(0))?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Version::new(major, minor, patch))
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compose_versions_as_they_are_printed() {
+        for (text, expected) in [
+            ("2.40.3", (2, 40, 3)),
+            ("v2.24.6-desktop.1", (2, 24, 6)),
+            ("5.0.1\n", (5, 0, 1)),
+            ("v5.4.0", (5, 4, 0)),
+            ("1.29.2", (1, 29, 2)),
+            ("2.27.0+ds1-0ubuntu1", (2, 27, 0)),
+        ] {
+            let (major, minor, patch) = expected;
+            assert_eq!(
+                Version::parse(text),
+                Some(Version::new(major, minor, patch)),
+                "{text}"
+            );
+        }
+        for text in ["", "dev", "v", "2.x.1", "1.2.3.4"] {
+            assert_eq!(Version::parse(text), None, "{text}");
+        }
+        assert!(Version::parse("v5.0.1").unwrap() > Version::parse("2.40.3").unwrap());
+    }
+
+    #[test]
+    fn buildx_versions_as_they_are_printed() {
+        assert_eq!(
+            buildx_version("github.com/docker/buildx v0.19.2 1fc5647dc281\n"),
+            Some(Version::new(0, 19, 2))
+        );
+        assert_eq!(
+            buildx_version("github.com/docker/buildx 0.30.1 0.30.1-0ubuntu1~24.04.1"),
+            Some(Version::new(0, 30, 1))
+        );
+        assert_eq!(
+            buildx_version("docker: 'buildx' is not a docker command."),
+            None
+        );
+    }
+
+    #[test]
+    fn compose_v5_needs_buildx_0_17_and_v2_does_not() {
+        let v = |text: &str| Version::parse(text).unwrap();
+        assert_eq!(build_requirement(v("2.40.3"), None), Ok(()));
+        assert_eq!(build_requirement(v("2.24.6"), Some(v("0.12.0"))), Ok(()));
+        assert!(build_requirement(v("2.40.3"), Some(v("0.13.1"))).is_err());
+        let missing = build_requirement(v("5.0.1"), None).unwrap_err();
+        assert_eq!(
+            missing,
+            "Docker Compose 5.0.1 builds through buildx, which is not installed"
+        );
+        let old = build_requirement(v("v5.4.0"), Some(v("0.13.1"))).unwrap_err();
+        assert!(old.ends_with("this buildx is 0.13.1"), "{old}");
+        assert_eq!(build_requirement(v("5.0.1"), Some(v("0.17.0"))), Ok(()));
+    }
+}

@@ -1,0 +1,340 @@
+//! How the xtask runs a command, the same way for every one (see `Command`):
+//!
+//! - echoed as `$ docker …` when it acts (unless `--quiet`), and also when it only checks
+//!   or reads with `--verbose` (see `output`);
+//! - in a process group of its own, registered while it runs, so that Ctrl-C stops it and
+//!   the processes it starts (see `interrupt`); its stdin is the secret it is given, or none;
+//! - its stderr passed through as it comes, and its end kept: a failure then reads as the
+//!   command's own last words, with a hint when `diagnosis::known_fix` knows the mistake.
+//!   With `--quiet` the output is kept back, and shown only if the command fails.
+//!
+//! By intent: `act` changes something, `print` shows a result (`ps`, `logs`), `read`
+//! returns what a command printed and fails with its reason, `probe` returns whatever
+//! happened, for checks where a failure is an answer.
+
+use std::{
+    io::{self, Read, Write},
+    process::{Child, ExitStatus, Output, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use xshell::Shell;
+
+use super::{Command, diagnosis};
+use crate::{hint::Hint, interrupt, output};
+
+/// How much of the end of a command's output is kept, to explain its failure.
+const TAIL_BYTES: usize = 16 * 1024;
+/// How many of its last lines `--quiet` shows when the command fails.
+const TAIL_LINES: usize = 40;
+/// How often a bounded command is checked for its end.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Runs a command that acts (`up`, `build`, `apt-get install`): its output is progress,
+/// kept back with `--quiet`; fails with its last line as the reason.
+pub fn act(sh: &Shell, command: &Command) -> anyhow::Result<()> {
+    stream(sh, command, Stdout::Progress)
+}
+
+/// Runs a command whose standard output is the result (`ps`, `logs`, `config`): always shown.
+pub fn print(sh: &Shell, command: &Command) -> anyhow::Result<()> {
+    stream(sh, command, Stdout::Result)
+}
+
+/// Runs a command that only reads, echoed with `--verbose`: its standard output, or its
+/// reason for failing, with the fix when it is a known mistake.
+pub fn read(sh: &Shell, command: &Command) -> anyhow::Result<String> {
+    let output = probe(sh, command)?;
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+    }
+    let (reason, fix) = diagnosis::explain(&String::from_utf8_lossy(&output.stderr))
+        .unwrap_or_else(|| (output.status.to_string(), None));
+    Err(Hint::maybe(format!("`{command}` failed: {reason}"), fix))
+}
+
+/// Runs a command that only checks, echoed with `--verbose`: whatever it printed and its
+/// status, unchecked.
+pub fn probe(sh: &Shell, command: &Command) -> anyhow::Result<Output> {
+    output::check(&command.to_string());
+    captured(sh, command, None)?.context("a command without a deadline ends")
+}
+
+/// Like `probe`, but given up after `limit`: `None` if the command had not ended by then
+/// (it is stopped). For a daemon that accepts connections and never answers.
+pub fn probe_within(
+    sh: &Shell,
+    command: &Command,
+    limit: Duration,
+) -> anyhow::Result<Option<Output>> {
+    output::check(&command.to_string());
+    captured(sh, command, Some(limit))
+}
+
+fn captured(
+    sh: &Shell,
+    command: &Command,
+    limit: Option<Duration>,
+) -> anyhow::Result<Option<Output>> {
+    let mut process = spawn(sh, command, Stdio::piped(), Stdio::piped())?;
+    let running = interrupt::register(process.id());
+    let stdout = process
+        .stdout
+        .take()
+        .map(|pipe| thread::spawn(move || read_all(pipe)));
+    let stderr = process
+        .stderr
+        .take()
+        .map(|pipe| thread::spawn(move || read_all(pipe)));
+    let status = match limit {
+        None => Some(process.wait()),
+        Some(limit) => wait_within(&mut process, limit),
+    };
+    let Some(status) = status else {
+        interrupt::stop_group(process.id());
+        let _ = process.wait();
+        drop(running);
+        return Ok(None);
+    };
+    drop(running);
+    let (stdout, stderr) = (joined(stdout), joined(stderr));
+    interrupt::wait_if_interrupted();
+    let status = status.with_context(|| cannot_run(command))?;
+    Ok(Some(Output {
+        status,
+        stdout,
+        stderr,
+    }))
+}
+
+/// The child's status if it ends within `limit`.
+fn wait_within(process: &mut Child, limit: Duration) -> Option<io::Result<ExitStatus>> {
+    let deadline = Instant::now().checked_add(limit);
+    loop {
+        match process.try_wait() {
+            Ok(Some(status)) => return Some(Ok(status)),
+            Ok(None) => {}
+            Err(err) => return Some(Err(err)),
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return None;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+fn stream(sh: &Shell, command: &Command, stdout: Stdout) -> anyhow::Result<()> {
+    let quiet = output::quiet();
+    output::command(&command.to_string());
+    let stdout_pipe = if quiet && stdout == Stdout::Progress {
+        Stdio::piped()
+    } else {
+        Stdio::inherit()
+    };
+    let mut process = spawn(sh, command, stdout_pipe, Stdio::piped())?;
+    let running = interrupt::register(process.id());
+    let stderr = process
+        .stderr
+        .take()
+        .map(|pipe| thread::spawn(move || keep_tail(pipe, !quiet)));
+    let stdout = process
+        .stdout
+        .take()
+        .map(|pipe| thread::spawn(move || keep_tail(pipe, false)));
+    let status = process.wait();
+    drop(running);
+    let (stdout, stderr) = (joined(stdout), joined(stderr));
+    interrupt::wait_if_interrupted();
+    let status = status.with_context(|| cannot_run(command))?;
+    if status.success() {
+        return Ok(());
+    }
+    if quiet {
+        // What the command said, held back until now: it explains the error below.
+        eprint!(
+            "{}",
+            last_lines(&String::from_utf8_lossy(&stdout), TAIL_LINES)
+        );
+        eprint!(
+            "{}",
+            last_lines(&String::from_utf8_lossy(&stderr), TAIL_LINES)
+        );
+    }
+    let (reason, fix) = diagnosis::explain(&String::from_utf8_lossy(&stderr))
+        .unwrap_or_else(|| (format!("`{command}` ended with {status}"), None));
+    Err(Hint::maybe(reason, fix))
+}
+
+/// Starts the command in its own process group (the terminal's Ctrl-C then reaches the
+/// xtask only, which stops the group, docker's plugin processes included), with its secret
+/// on stdin if it has one.
+fn spawn(sh: &Shell, command: &Command, stdout: Stdio, stderr: Stdio) -> anyhow::Result<Child> {
+    let mut process = std::process::Command::new(&command.program);
+    process
+        .args(&command.args)
+        .envs(command.env.iter().map(|(name, value)| (name, value)))
+        .envs(
+            command
+                .secret_env
+                .iter()
+                .map(|secret| (&secret.name, secret.expose())),
+        )
+        .current_dir(sh.current_dir())
+        .stdin(if command.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(stdout)
+        .stderr(stderr);
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut process, 0);
+    let mut child = process.spawn().with_context(|| cannot_run(command))?;
+    if let (Some(secret), Some(mut pipe)) = (&command.stdin, child.stdin.take()) {
+        // A command that exits before reading it is not our failure: its status says why.
+        let _ = pipe.write_all(secret.expose().as_bytes());
+    }
+    Ok(child)
+}
+
+fn cannot_run(command: &Command) -> String {
+    format!("cannot run `{command}`")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stdout {
+    Progress,
+    Result,
+}
+
+/// What a pipe's reader thread collected, if there was a pipe.
+fn joined(reader: Option<thread::JoinHandle<Vec<u8>>>) -> Vec<u8> {
+    reader
+        .map(|reader| reader.join().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+fn read_all(mut pipe: impl Read) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let _ = pipe.read_to_end(&mut bytes);
+    bytes
+}
+
+/// Reads a pipe to its end, passing it on to stderr if asked, and returns its last bytes.
+fn keep_tail(mut pipe: impl Read, forward: bool) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let mut buffer = [0; 8192];
+    loop {
+        match pipe.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => {
+                if forward {
+                    let mut stderr = io::stderr().lock();
+                    let _ = stderr.write_all(&buffer[..read]);
+                    let _ = stderr.flush();
+                }
+                tail.extend_from_slice(&buffer[..read]);
+                if tail.len() > 2 * TAIL_BYTES {
+                    tail.drain(..tail.len() - TAIL_BYTES);
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    tail
+}
+
+/// The last line with something in it, without terminal escapes.
+pub fn last_line(text: &str) -> Option<String> {
+    text.lines()
+        .rev()
+        .map(|line| strip_escapes(line).trim().to_owned())
+        .find(|line| !line.is_empty())
+}
+
+/// The last `count` lines, each ending with a newline.
+pub fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(count);
+    lines[start..]
+        .iter()
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// Drops `ESC [ … letter` sequences and other control characters (`\r` redraws).
+fn strip_escapes(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else if c == '\r' {
+            // What a terminal shows after a carriage return: the rewrite.
+            plain.clear();
+        } else if !c.is_control() || c == '\t' {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reason_is_the_last_line_as_a_terminal_shows_it() {
+        let stderr = " Container x  Starting\n\x1b[31mError\x1b[0m response from daemon: port is already allocated\n\n";
+        assert_eq!(
+            last_line(stderr).as_deref(),
+            Some("Error response from daemon: port is already allocated")
+        );
+        assert_eq!(
+            last_line("waiting 1\rwaiting 2\r done\n").as_deref(),
+            Some("done")
+        );
+        assert_eq!(last_line("\n  \n"), None);
+    }
+
+    #[test]
+    fn quiet_failures_show_the_last_lines() {
+        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc\n");
+        assert_eq!(last_lines("", 2), "");
+    }
+
+    #[test]
+    fn a_command_past_its_deadline_is_stopped() {
+        let sleep = Command::new("sleep", ["5"]);
+        let started = Instant::now();
+        let output =
+            probe_within(&Shell::new().unwrap(), &sleep, Duration::from_millis(200)).unwrap();
+        assert!(output.is_none());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let quick = Command::new("true", Vec::<String>::new());
+        let output = probe_within(&Shell::new().unwrap(), &quick, Duration::from_secs(5)).unwrap();
+        assert!(output.unwrap().status.success());
+    }
+
+    #[test]
+    fn the_secret_goes_to_stdin() {
+        let cat = Command::new("cat", Vec::<String>::new())
+            .stdin(super::super::Secret::new("X", "s3cret"));
+        let output = probe(&Shell::new().unwrap(), &cat).unwrap();
+        assert_eq!(output.stdout, b"s3cret");
+    }
+}

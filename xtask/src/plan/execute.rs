@@ -1,0 +1,227 @@
+//! Carrying a plan out: the questions first, then the steps in order, each ending with its
+//! `✓` line, the first failure explained (its diagnosis) and stopping the rest; and, for
+//! Ctrl-C, a record of what the steps done so far leave running.
+
+use std::{
+    io::{BufRead, IsTerminal},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use xshell::Shell;
+
+use super::{Action, Content, Step, files};
+use crate::{
+    docker::{Engine, preflight, run},
+    interrupt, output, wait,
+};
+
+/// How often `AwaitEngine` asks the engine again.
+const ENGINE_POLL: Duration = Duration::from_millis(500);
+
+/// Runs the steps in order and stops at the first failure, after printing its diagnosis.
+pub fn execute(sh: &Shell, steps: &[Step]) -> anyhow::Result<()> {
+    let summary: Vec<(&str, Option<&str>)> = steps
+        .iter()
+        .map(|step| (step.done.as_str(), step.starts.as_deref()))
+        .collect();
+    for (index, step) in steps.iter().enumerate() {
+        interrupt::set_state(interrupted_state(&summary, index));
+        run_step(sh, step)?;
+    }
+    interrupt::set_state(interrupted_state(&summary, steps.len()));
+    Ok(())
+}
+
+/// Every question the steps ask, before any runs; `yes` answers them all.
+pub fn confirm(steps: &[Step], yes: bool) -> anyhow::Result<()> {
+    for question in steps.iter().filter_map(|step| step.confirm.as_deref()) {
+        if yes {
+            continue;
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "nothing was changed: the plan needs to {question}: run it again with --yes to allow that"
+            );
+        }
+        eprint!("{question}? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .context("read the answer")?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            bail!("nothing was changed: the plan needs to {question}");
+        }
+    }
+    Ok(())
+}
+
+/// One step: its `✓` line when it ends well, else its diagnosis and error.
+fn run_step(sh: &Shell, step: &Step) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let result = match &step.action {
+        Action::Run(command) => run::act(sh, command).map(|()| step.done.clone()),
+        Action::Await { target, timeout } => {
+            wait::wait_for_one(target, *timeout).map(|()| step.done.clone())
+        }
+        Action::AwaitEngine { timeout } => await_engine(sh, *timeout).map(|()| step.done.clone()),
+        Action::Write {
+            path,
+            mode,
+            content,
+        } => write(path, *mode, content),
+        Action::Remove { path, reason } => std::fs::remove_file(path)
+            .with_context(|| format!("remove {path}"))
+            .map(|()| format!("removed {path} ({reason})")),
+    };
+    match result {
+        Ok(done) => {
+            output::done(&done, started.elapsed());
+            Ok(())
+        }
+        Err(err) => {
+            for command in &step.diagnose {
+                print_diagnosis(sh, command);
+            }
+            if step.on_failure.is_empty() {
+                Err(err)
+            } else {
+                Err(err).context(step.on_failure.clone())
+            }
+        }
+    }
+}
+
+fn write(path: &str, mode: u32, content: &Content) -> anyhow::Result<String> {
+    let bytes = match content {
+        Content::Text(text) => text.as_bytes(),
+        Content::Bytes(bytes) => bytes,
+        Content::Pending(what) => bail!("{path} was never fetched ({what})"),
+    };
+    Ok(match files::write(Path::new("/"), path, mode, bytes)? {
+        files::Written::Created => format!("wrote {path}"),
+        files::Written::Updated => format!("updated {path}"),
+        files::Written::Unchanged => format!("{path} unchanged"),
+    })
+}
+
+/// `docker info` until the engine answers or `timeout` passes.
+fn await_engine(sh: &Shell, timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        let error = match preflight::engine_answers(sh, &Engine::Local) {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        if started.elapsed() > timeout {
+            return Err(error.context(format!(
+                "the Docker daemon does not answer after {}",
+                output::seconds(timeout)
+            )));
+        }
+        if !said {
+            output::progress(&format!(
+                "waiting for the Docker daemon to answer (up to {})",
+                output::seconds(timeout)
+            ));
+            said = true;
+        }
+        std::thread::sleep(ENGINE_POLL);
+    }
+}
+
+/// What is true if the command stops during step `current` (or after the last), from each
+/// step's `done` label and the service it starts, if any: the services the steps before
+/// started, and those they did not get to.
+/// `during step 2 of 5 (db ready): db is running, web was not started`.
+pub fn interrupted_state(steps: &[(&str, Option<&str>)], current: usize) -> String {
+    let mut facts: Vec<String> = Vec::new();
+    for (index, (_, starts)) in steps.iter().enumerate() {
+        let Some(service) = starts else { continue };
+        if facts
+            .iter()
+            .any(|known| known.starts_with(&format!("{service} ")))
+        {
+            continue;
+        }
+        facts.push(match index.cmp(&current) {
+            std::cmp::Ordering::Less => format!("{service} is running"),
+            std::cmp::Ordering::Equal => format!("{service} was being started"),
+            std::cmp::Ordering::Greater => format!("{service} was not started"),
+        });
+    }
+    if facts.is_empty() {
+        let done: Vec<&str> = steps[..current.min(steps.len())]
+            .iter()
+            .map(|(done, _)| *done)
+            .collect();
+        facts.push(match done.is_empty() {
+            true => "no step had finished".to_owned(),
+            false => format!("finished: {}", done.join(", ")),
+        });
+    }
+    match steps.get(current) {
+        Some((done, _)) => format!(
+            "during step {} of {} ({done}): {}",
+            current + 1,
+            steps.len(),
+            facts.join(", ")
+        ),
+        None => format!("after the last step: {}", facts.join(", ")),
+    }
+}
+
+/// On stderr with the rest of the progress, so that stdout keeps only results.
+fn print_diagnosis(sh: &Shell, command: &crate::docker::Command) {
+    eprintln!("--- what went wrong, as the logs tell it:");
+    eprintln!("$ {command}");
+    if let Ok(output) = run::probe(sh, command) {
+        eprint!("{}", String::from_utf8_lossy(&output.stdout));
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    }
+    eprintln!("---");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interruption_says_what_is_running_and_what_was_not_started() {
+        let steps = [
+            ("db started", Some("db")),
+            ("db ready", None),
+            ("migrations applied", None),
+            ("web started", Some("web")),
+            ("web healthy", None),
+        ];
+        assert_eq!(
+            interrupted_state(&steps, 1),
+            "during step 2 of 5 (db ready): db is running, web was not started"
+        );
+        assert_eq!(
+            interrupted_state(&steps, 0),
+            "during step 1 of 5 (db started): db was being started, web was not started"
+        );
+        assert_eq!(
+            interrupted_state(&steps, 5),
+            "after the last step: db is running, web is running"
+        );
+    }
+
+    #[test]
+    fn without_services_an_interruption_lists_the_steps_done() {
+        let steps = [("image built", None), ("tagged 1.0", None)];
+        assert_eq!(
+            interrupted_state(&steps, 0),
+            "during step 1 of 2 (image built): no step had finished"
+        );
+        assert_eq!(
+            interrupted_state(&steps, 1),
+            "during step 2 of 2 (tagged 1.0): finished: image built"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! `cargo xtask deploy ENV`: build, database up and ready, migrations, then web up and
+//! healthy. A deploy never removes a volume: data survives every deploy, failed or not.
+
+use std::time::{Duration, Instant};
+
+use xshell::Shell;
+
+use super::{Model, Stack, after_interruption};
+use crate::{
+    cli::DeployArgs,
+    docker::{self, Needs},
+    interrupt, output,
+    plan::{self, Step},
+};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub build: bool,
+    pub timeout: Duration,
+}
+
+impl DeployArgs {
+    pub fn options(&self) -> Options {
+        Options {
+            build: !self.no_build,
+            timeout: self.timeout,
+        }
+    }
+}
+
+pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
+    let stack = args.env.stack(sh)?;
+    let options = args.options();
+    docker::preflight(
+        sh,
+        &stack.engine,
+        Needs::acting(args.dry_run, options.build),
+    )?;
+    let model = stack.model(sh)?;
+    let steps = plan(&stack, &model, &options)?;
+    if args.dry_run {
+        plan::print(&steps);
+        return Ok(());
+    }
+    let started = Instant::now();
+    let env = &args.env.env;
+    interrupt::set_hint(after_interruption("deploy", env));
+    plan::execute(sh, &steps)?;
+    let web = &model.xtask.web_service;
+    let elapsed = output::seconds(started.elapsed());
+    match model.published_address(web)? {
+        Some(address) => println!("{env} is up: http://{address}/ ({elapsed})"),
+        None => println!("{env} is up; {web} publishes no port ({elapsed})"),
+    }
+    Ok(())
+}
+
+/// Build, database up and ready, migrations, then web up and healthy.
+pub fn plan(stack: &Stack, model: &Model, options: &Options) -> anyhow::Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    if options.build {
+        steps.push(Step::run(
+            "image built",
+            stack.compose(&["build"]),
+            "the image did not build: see the compiler's output above",
+        ));
+    }
+    steps.extend(database_steps(stack, model, options.timeout)?);
+    steps.push(migrate_step(stack, model));
+    steps.extend(web_steps(stack, model, options.timeout)?);
+    Ok(steps)
+}
+
+/// Starts the database and waits until PostgreSQL accepts connections: through its
+/// published port with our own probe where there is one, else by the engine's healthcheck.
+pub fn database_steps(
+    stack: &Stack,
+    model: &Model,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Step>> {
+    let db = model.xtask.db_service.as_str();
+    let probe = model
+        .published_address(db)?
+        .map(|address| format!("postgres://{address}"));
+    Ok(start_then_await(
+        stack,
+        db,
+        &["--no-build"],
+        probe,
+        "ready",
+        "accept connections",
+        timeout,
+    ))
+}
+
+/// A one-off container from the web image on the stack's network, removed afterwards.
+pub fn migrate_step(stack: &Stack, model: &Model) -> Step {
+    let settings = &model.xtask;
+    let mut args = vec!["run", "--rm", "--no-deps", &settings.web_service];
+    args.extend(settings.migrate_command.iter().map(String::as_str));
+    Step::run(
+        "migrations applied",
+        stack.compose(&args),
+        &format!(
+            "the migrations failed, so {} was not started ({} is running, its data untouched)",
+            settings.web_service, settings.db_service
+        ),
+    )
+}
+
+/// Starts or replaces web, then waits until its health endpoint answers 200.
+fn web_steps(stack: &Stack, model: &Model, timeout: Duration) -> anyhow::Result<Vec<Step>> {
+    let settings = &model.xtask;
+    let web = settings.web_service.as_str();
+    let probe = model
+        .published_address(web)?
+        .map(|address| format!("http://{address}{}", settings.health_path));
+    Ok(start_then_await(
+        stack,
+        web,
+        &["--no-build", "--no-deps"],
+        probe,
+        "healthy",
+        "become healthy",
+        timeout,
+    ))
+}
+
+/// `up` for one service, then the wait until it is `ready_word`: our own probe through its
+/// published port where there is one, else `up --wait`, the engine's healthcheck. On
+/// timeout the service's last logs explain why.
+fn start_then_await(
+    stack: &Stack,
+    service: &str,
+    up_flags: &[&str],
+    probe: Option<String>,
+    ready_word: &str,
+    what_failed: &str,
+    timeout: Duration,
+) -> Vec<Step> {
+    let seconds = timeout.as_secs().to_string();
+    let not_ready =
+        format!("{service} did not {what_failed} within {seconds}s: its last logs are above");
+    let logs = stack.compose(&["logs", "--tail", "30", service]);
+    let ready = format!("{service} {ready_word}");
+    let mut up = vec!["up", "--detach"];
+    up.extend_from_slice(up_flags);
+    match probe {
+        Some(target) => {
+            up.push(service);
+            vec![
+                Step::run(
+                    &format!("{service} started"),
+                    stack.compose(&up),
+                    &format!("{service} did not start"),
+                )
+                .starts(service),
+                Step::await_ready(&ready, target, timeout, &not_ready).diagnosed_by(logs),
+            ]
+        }
+        None => {
+            up.extend(["--wait", "--wait-timeout", &seconds, service]);
+            vec![
+                Step::run(&ready, stack.compose(&up), &not_ready)
+                    .starts(service)
+                    .diagnosed_by(logs),
+            ]
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "deploy_tests.rs"]
+mod tests;

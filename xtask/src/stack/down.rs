@@ -1,0 +1,39 @@
+//! `cargo xtask down ENV [--volumes]`: the stack stopped and removed; its data kept unless
+//! `--volumes`.
+
+use xshell::Shell;
+
+use super::Stack;
+use crate::{
+    cli::DownArgs,
+    docker::{self, Needs},
+    plan::{self, Step},
+};
+
+pub fn run(sh: &Shell, args: &DownArgs) -> anyhow::Result<()> {
+    let stack = args.env.stack(sh)?;
+    docker::preflight(sh, &stack.engine, Needs::acting(args.dry_run, false))?;
+    let steps = [step(&stack, args.volumes)];
+    if args.dry_run {
+        plan::print(&steps);
+        Ok(())
+    } else {
+        plan::execute(sh, &steps)
+    }
+}
+
+pub fn step(stack: &Stack, volumes: bool) -> Step {
+    let mut args = vec!["down", "--remove-orphans"];
+    if volumes {
+        args.push("--volumes");
+    }
+    Step::run(
+        if volumes {
+            "stopped, data removed"
+        } else {
+            "stopped, data kept"
+        },
+        stack.compose(&args),
+        "the stack did not stop cleanly",
+    )
+}

@@ -1,0 +1,143 @@
+//! One environment's Compose stack and the commands that act on it. `Stack` builds every
+//! compose command line (the base file, then the environment's override, one project per
+//! environment, on the engine chosen for it) and computes the merged model once.
+
+pub mod config;
+pub mod deploy;
+pub mod down;
+mod environments;
+pub mod logs;
+pub mod migrate;
+mod model;
+pub mod status;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use xshell::Shell;
+
+pub use environments::{COMPOSE_DIR, environments, services};
+pub use model::Model;
+
+use crate::{
+    docker::{Command, Engine, diagnosis, run},
+    hint::Hint,
+};
+
+const BASE_FILE: &str = "compose.yaml";
+const DEFAULT_PROJECT_PREFIX: &str = "travial";
+/// Overrides the prefix of the Compose project names: two checkouts (or the end-to-end
+/// tests) on one machine then never touch each other's stacks.
+pub const PROJECT_PREFIX_VARIABLE: &str = "TRAVIAL_PROJECT";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stack {
+    /// The environment, or `None` for the base file alone (the app image's definition).
+    pub env: Option<String>,
+    /// Each environment is its own Compose project, so dev, staging and prod on one
+    /// machine never share containers, networks or volumes.
+    pub project: String,
+    /// Relative to the project root, base first.
+    pub files: Vec<PathBuf>,
+    pub engine: Engine,
+}
+
+impl Stack {
+    /// The environment `env` (the command line has checked that it exists), each of its
+    /// files checked to parse before anything runs.
+    pub fn load(root: &Path, env: &str, engine: Engine) -> anyhow::Result<Stack> {
+        let stack = Stack::new(env, &project_prefix(), engine);
+        for file in &stack.files {
+            environments::check_yaml(root, file)?;
+        }
+        Ok(stack)
+    }
+
+    pub fn new(env: &str, prefix: &str, engine: Engine) -> Stack {
+        let dir = Path::new(COMPOSE_DIR);
+        Stack {
+            env: Some(env.to_owned()),
+            project: format!("{prefix}-{env}"),
+            files: vec![dir.join(BASE_FILE), dir.join(format!("compose.{env}.yaml"))],
+            engine,
+        }
+    }
+
+    /// compose.yaml alone, which defines the app image and its build for every environment.
+    pub fn base() -> Stack {
+        Stack {
+            env: None,
+            project: project_prefix(),
+            files: vec![Path::new(COMPOSE_DIR).join(BASE_FILE)],
+            engine: Engine::Local,
+        }
+    }
+
+    /// `docker compose -p PROJECT -f BASE -f OVERRIDE ARGS…`.
+    pub fn compose(&self, args: &[&str]) -> Command {
+        let mut line = vec!["compose".to_owned(), "-p".to_owned(), self.project.clone()];
+        for file in &self.files {
+            line.push("-f".to_owned());
+            line.push(file.display().to_string());
+        }
+        line.extend(args.iter().map(|arg| (*arg).to_owned()));
+        self.engine.docker(line)
+    }
+
+    /// How messages name it: `dev`, or `compose.yaml`.
+    pub fn name(&self) -> &str {
+        self.env.as_deref().unwrap_or(BASE_FILE)
+    }
+
+    /// The merged, interpolated model, as Compose computes it: also proves that every
+    /// variable the files require is set.
+    pub fn model(&self, sh: &Shell) -> anyhow::Result<Model> {
+        let output = run::probe(sh, &self.compose(&["config"]))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(Hint::maybe(
+                format!(
+                    "the {} configuration is incomplete, nothing was started: {}",
+                    self.name(),
+                    stderr.trim()
+                ),
+                diagnosis::known_fix(&stderr),
+            ));
+        }
+        Model::parse(&String::from_utf8_lossy(&output.stdout))
+            .with_context(|| format!("in the merged configuration of {}", self.name()))
+    }
+}
+
+/// Read once per command: see `PROJECT_PREFIX_VARIABLE`.
+fn project_prefix() -> String {
+    std::env::var(PROJECT_PREFIX_VARIABLE)
+        .ok()
+        .filter(|prefix| !prefix.is_empty())
+        .unwrap_or_else(|| DEFAULT_PROJECT_PREFIX.to_owned())
+}
+
+/// The `hint:` after Ctrl-C: deploy and migrate are safe to run again.
+pub fn after_interruption(command: &str, env: &str) -> String {
+    format!(
+        "run `cargo xtask {command} {env}` again to finish (the data is kept), or `cargo xtask down {env}` to stop what was started"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_comes_before_the_override_and_projects_are_per_environment() {
+        let stack = Stack::new("staging", "travial", Engine::Local);
+        assert_eq!(
+            stack.compose(&["ps"]).to_string(),
+            "docker compose -p travial-staging -f compose/compose.yaml -f compose/compose.staging.yaml ps"
+        );
+        assert_ne!(
+            Stack::new("dev", "travial", Engine::Local).project,
+            Stack::new("prod", "travial", Engine::Local).project
+        );
+    }
+}

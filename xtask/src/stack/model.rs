@@ -1,0 +1,114 @@
+//! What the xtask reads of `docker compose config`: the merged, interpolated model, with
+//! the names it needs from compose.yaml's `x-xtask`.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// What the xtask reads of `docker compose config`: the merged, interpolated model.
+#[derive(Debug, Deserialize)]
+pub struct Model {
+    pub services: BTreeMap<String, Service>,
+    #[serde(rename = "x-xtask")]
+    pub xtask: Settings,
+}
+
+/// The names the xtask needs, kept in compose.yaml's `x-xtask` beside what they name.
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub db_service: String,
+    pub web_service: String,
+    /// Arguments to the web image's entrypoint that apply the migrations.
+    pub migrate_command: Vec<String>,
+    pub health_path: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct Service {
+    pub image: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<Port>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Port {
+    pub published: Option<String>,
+    pub host_ip: Option<String>,
+}
+
+impl Model {
+    pub fn parse(config_yaml: &str) -> anyhow::Result<Model> {
+        serde_yaml::from_str(config_yaml).context(
+            "cannot read the merged compose configuration (is compose.yaml's x-xtask complete?)",
+        )
+    }
+
+    pub fn service(&self, name: &str) -> anyhow::Result<&Service> {
+        self.services
+            .get(name)
+            .with_context(|| format!("compose.yaml has no service `{name}` (named in x-xtask)"))
+    }
+
+    /// Where the host reaches a service's first published port, if it publishes one.
+    pub fn published_address(&self, service: &str) -> anyhow::Result<Option<String>> {
+        let Some(port) = self.service(service)?.ports.first() else {
+            return Ok(None);
+        };
+        let Some(published) = port.published.as_deref() else {
+            return Ok(None);
+        };
+        // A port bound to every address is reached through loopback.
+        let host = match port.host_ip.as_deref() {
+            None | Some("" | "0.0.0.0" | "::") => "127.0.0.1",
+            Some(ip) => ip,
+        };
+        Ok(Some(format!("{host}:{published}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MERGED: &str = r#"
+name: travial-dev
+services:
+  db:
+    image: postgres:17
+    ports:
+      - mode: ingress
+        host_ip: 127.0.0.1
+        target: 5432
+        published: "55432"
+        protocol: tcp
+  web:
+    image: travial/app:latest
+    ports:
+      - target: 8000
+        published: "8080"
+  worker:
+    image: travial/app:latest
+x-xtask:
+  db_service: db
+  web_service: web
+  migrate_command: [migrate]
+  health_path: /healthz
+"#;
+
+    #[test]
+    fn published_addresses_come_from_the_merged_model() {
+        let merged = Model::parse(MERGED).unwrap();
+        assert_eq!(
+            merged.published_address("db").unwrap().as_deref(),
+            Some("127.0.0.1:55432")
+        );
+        assert_eq!(
+            merged.published_address("web").unwrap().as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(merged.published_address("worker").unwrap(), None);
+        assert!(merged.published_address("cache").is_err());
+        assert_eq!(merged.xtask.migrate_command, ["migrate"]);
+    }
+}
