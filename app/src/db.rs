@@ -1,19 +1,30 @@
-//! The connection pool and the embedded, versioned migrations.
+//! The connection pool, the embedded versioned migrations, and the app's own role.
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+use crate::config::AppRole;
+
 /// How long a request waits for a connection before it gets a 503: a lost database must
 /// fail requests quickly, not pile them up.
 const POOL_TIMEOUT: Duration = Duration::from_secs(3);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const POOL_SIZE: usize = 16;
+/// No statement of a request may run longer: the server cancels it, the request fails.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a stop signal, how long the statement cancelled may take to roll back.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 /// An arbitrary constant shared by every `app migrate`: the key of the advisory lock that
 /// lets only one of several concurrent runs apply the schema.
-const MIGRATION_LOCK_KEY: i64 = 0x0074_7261_7669_616c; // "travial" in ASCII
+pub const MIGRATION_LOCK_KEY: i64 = 0x0074_7261_7669_616c; // "travial" in ASCII
+
+/// What the web service does, and all it may do: the app role's privileges, table by table.
+/// A migration that adds a table the app uses adds it here.
+const APP_PRIVILEGES: &[(&str, &str)] =
+    &[("players", "SELECT, INSERT"), ("scores", "SELECT, INSERT")];
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -22,6 +33,13 @@ mod embedded {
 pub fn pool(config: &tokio_postgres::Config) -> Pool {
     let mut config = config.clone();
     config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name("travial-web");
+    let timeout = format!("-c statement_timeout={}", STATEMENT_TIMEOUT.as_millis());
+    let options = match config.get_options() {
+        Some(given) => format!("{given} {timeout}"),
+        None => timeout,
+    };
+    config.options(options);
     // Fast recycling checks `is_closed()`: a connection that died with the server is
     // dropped and a fresh one made, which is how the service recovers by itself.
     let manager = Manager::from_config(
@@ -48,35 +66,117 @@ pub struct MigrationReport {
     pub total: usize,
 }
 
-/// Applies the pending migrations, holding an advisory lock so that concurrent runs wait for
-/// each other and find nothing left to do.
-pub async fn migrate(config: &tokio_postgres::Config) -> Result<MigrationReport, MigrateError> {
+/// Applies the pending migrations, then makes and grants the app's role if one is given,
+/// holding an advisory lock so that concurrent runs wait for each other and find nothing
+/// left to do. When `stop` completes first (SIGTERM, Ctrl-C), the statement running is
+/// cancelled, its migration rolled back, and the run ends with `Interrupted`.
+pub async fn migrate(
+    config: &tokio_postgres::Config,
+    app_role: Option<&AppRole>,
+    stop: impl Future<Output = ()>,
+) -> Result<MigrationReport, MigrateError> {
     let mut config = config.clone();
     config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name("travial-migrate");
     let (mut client, connection) = config.connect(NoTls).await.map_err(MigrateError::Connect)?;
     let connection = tokio::spawn(connection);
+    let cancel = client.cancel_token();
+    let database = config.get_dbname().unwrap_or_default().to_owned();
 
+    let outcome = {
+        let work = locked_migration(&mut client, app_role, &database);
+        tokio::pin!(work);
+        tokio::select! {
+            outcome = &mut work => outcome,
+            () = stop => {
+                let _ = cancel.cancel_query(NoTls).await;
+                let _ = tokio::time::timeout(CANCEL_GRACE, &mut work).await;
+                Err(MigrateError::Interrupted)
+            }
+        }
+    };
+    // Closing the connection ends the session, and with it the lock, whatever happened.
+    drop(client);
+    let _ = connection.await;
+    let applied = outcome?;
+    Ok(MigrationReport {
+        applied,
+        total: embedded::migrations::runner().get_migrations().len(),
+    })
+}
+
+async fn locked_migration(
+    client: &mut tokio_postgres::Client,
+    app_role: Option<&AppRole>,
+    database: &str,
+) -> Result<Vec<String>, MigrateError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
         .await
         .map_err(MigrateError::Lock)?;
-    let report = embedded::migrations::runner().run_async(&mut client).await;
-    // The lock is the session's: closing the connection releases it even if this fails.
+    let report = embedded::migrations::runner()
+        .run_async(client)
+        .await
+        .map_err(MigrateError::Apply)?;
+    if let Some(role) = app_role {
+        grant_app_role(client, role, database)
+            .await
+            .map_err(MigrateError::Role)?;
+    }
     let _ = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
         .await;
-    drop(client);
-    let _ = connection.await;
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(ToString::to_string)
+        .collect())
+}
 
-    let report = report.map_err(MigrateError::Apply)?;
-    Ok(MigrationReport {
-        applied: report
-            .applied_migrations()
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        total: embedded::migrations::runner().get_migrations().len(),
-    })
+/// The app's role, made if missing and set as it must be on every run (so a database made
+/// before the role existed is upgraded, and a new password takes effect): it logs in with
+/// the given password, is no superuser, owns nothing, and may do only `APP_PRIVILEGES`.
+/// The password reaches the server as a SCRAM verifier, never in clear.
+async fn grant_app_role(
+    client: &tokio_postgres::Client,
+    role: &AppRole,
+    database: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let name = quote_identifier(&role.name);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role.name])
+        .await?
+        .is_some();
+    if !exists {
+        client.batch_execute(&format!("CREATE ROLE {name}")).await?;
+    }
+    let verifier = postgres_protocol::password::scram_sha_256(role.password.as_bytes());
+    let mut statements = vec![
+        format!(
+            "ALTER ROLE {name} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION \
+             NOBYPASSRLS PASSWORD '{verifier}'"
+        ),
+        format!(
+            "GRANT CONNECT ON DATABASE {} TO {name}",
+            quote_identifier(database)
+        ),
+        // PostgreSQL before 15 lets every role create tables in `public`.
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
+        format!("GRANT USAGE ON SCHEMA public TO {name}"),
+        format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {name}"),
+    ];
+    for (table, privileges) in APP_PRIVILEGES {
+        statements.push(format!(
+            "GRANT {privileges} ON {} TO {name}",
+            quote_identifier(table)
+        ));
+    }
+    client.batch_execute(&statements.join(";\n")).await
+}
+
+/// `"name"`, with any `"` doubled: a role or database name as SQL takes it.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 #[derive(Debug)]
@@ -84,6 +184,8 @@ pub enum MigrateError {
     Connect(tokio_postgres::Error),
     Lock(tokio_postgres::Error),
     Apply(refinery::Error),
+    Role(tokio_postgres::Error),
+    Interrupted,
 }
 
 impl std::fmt::Display for MigrateError {
@@ -91,12 +193,29 @@ impl std::fmt::Display for MigrateError {
         match self {
             Self::Connect(err) => write!(
                 f,
-                "cannot connect to the database ({err}): check DATABASE_URL and that PostgreSQL is up"
+                "cannot connect to the database ({err}): check DATABASE_URL, DATABASE_PASSWORD_FILE and that PostgreSQL is up"
             ),
             Self::Lock(err) => write!(f, "cannot take the migration lock: {err}"),
             Self::Apply(err) => write!(f, "migration failed, nothing after it was applied: {err}"),
+            Self::Role(err) => write!(
+                f,
+                "the schema is up to date, but the app's role could not be granted ({err}): \
+                 DATABASE_URL's user must be the database's owner"
+            ),
+            Self::Interrupted => f.write_str(
+                "interrupted: the migration in progress was cancelled and rolled back; run `app migrate` again",
+            ),
         }
     }
 }
 
 impl std::error::Error for MigrateError {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(super::quote_identifier("travial_app"), "\"travial_app\"");
+        assert_eq!(super::quote_identifier("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -10,11 +10,13 @@ use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: app serve | app migrate | app healthcheck
   serve        serve the HTTP API and page (never migrates by itself)
-  migrate      apply the pending database migrations, then exit
+  migrate      apply the pending database migrations and grant the app's role, then exit
   healthcheck  exit 0 when the local server's /healthz answers 200 (for Docker)
 
-environment: DATABASE_URL (required), APP_ADDR (default 0.0.0.0:8000),
-             APP_LOG_FORMAT (pretty | json), RUST_LOG (levels)";
+environment: DATABASE_URL (required, e.g. postgres://USER@HOST/DB),
+             DATABASE_PASSWORD_FILE (the password, from a file), APP_ADDR (default
+             0.0.0.0:8000), APP_LOG_FORMAT (pretty | json), RUST_LOG (levels);
+             for migrate: APP_DB_USER and APP_DB_PASSWORD_FILE, the web service's role";
 
 enum Command {
     Serve,
@@ -40,7 +42,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::FAILURE
+            // What a shell reports for a command stopped by a signal (128 + SIGINT).
+            if matches!(err.downcast_ref(), Some(db::MigrateError::Interrupted)) {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -82,7 +89,12 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn migrate(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let report = db::migrate(&config.database).await?;
+    let report = db::migrate(
+        &config.database,
+        config.app_role.as_ref(),
+        shutdown_signal(),
+    )
+    .await?;
     for name in &report.applied {
         println!("applied {name}");
     }

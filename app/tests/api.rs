@@ -104,7 +104,7 @@ async fn a_player_is_created_scores_and_is_shown() {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(
         body,
-        json!({ "name": "Ann", "city": "Rome", "birthdate": "1990-05-17", "total_points": 0, "scores": [] })
+        json!({ "name": "Ann", "city": "Rome", "birthdate": "1990-05-17", "total_points": 0, "score_count": 0, "scores": [] })
     );
 
     let (status, score) = api
@@ -131,7 +131,41 @@ async fn a_player_is_created_scores_and_is_shown() {
         .iter()
         .map(|score| score["place"].as_str().unwrap())
         .collect();
-    assert_eq!(places, ["Colosseum", "Pantheon"]);
+    assert_eq!(places, ["Pantheon", "Colosseum"], "newest first");
+    assert_eq!(player["score_count"], 2);
+}
+
+#[tokio::test]
+async fn a_player_with_100_000_scores_answers_a_bounded_page_with_the_total() {
+    let api = Api::new().await;
+    api.player("busy", "Rome").await;
+    api._db
+        .client()
+        .await
+        .batch_execute(
+            "INSERT INTO scores (player_id, place, points)
+             SELECT p.id, 'place ' || n, 1 + n % 10
+             FROM players p, generate_series(1, 100000) AS n WHERE p.name = 'busy'",
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (status, player) = api.get("/api/players/busy").await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::OK, "{player}");
+    assert_eq!(player["score_count"], 100_000);
+    // 1 + n % 10 over 1..=100000: ten thousand of each of 1..=10, so 550 000.
+    assert_eq!(player["total_points"], 550_000);
+    let scores = player["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 20);
+    assert_eq!(scores[0]["place"], "place 100000", "newest first");
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    let (_, five) = api.get("/api/players/busy?scores=5").await;
+    assert_eq!(five["scores"].as_array().unwrap().len(), 5);
+    for query in ["scores=101", "scores=-1", "scores=x"] {
+        let (status, answer) = api.get(&format!("/api/players/busy?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
+    }
 }
 
 #[tokio::test]
@@ -249,6 +283,37 @@ async fn user_mistakes_get_4xx_with_a_json_error() {
             json!({ "place": "Forum", "points": 3 }).to_string(),
             StatusCode::NOT_FOUND,
         ),
+        // Values PostgreSQL cannot store: a NUL in text, dates out of its range.
+        (
+            "/api/players",
+            json!({ "name": "b\u{0}b", "city": "Rome", "birthdate": "1990-01-01" }).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/players",
+            json!({ "name": "bob", "city": "Ro\u{0}me", "birthdate": "1990-01-01" }).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/players/ann/scores",
+            json!({ "place": "For\u{0}um", "points": 3 }).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/players/a%00b/scores",
+            json!({ "place": "Forum", "points": 3 }).to_string(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/players",
+            json!({ "name": "bob", "city": "Rome", "birthdate": "-5000-01-01" }).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/players",
+            json!({ "name": "bob", "city": "Rome", "birthdate": "99999-01-01" }).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (uri, body, expected) in cases {
         let (status, answer) = api.post_raw(uri, &body).await;
@@ -263,6 +328,82 @@ async fn user_mistakes_get_4xx_with_a_json_error() {
         let (status, answer) = api.get(&format!("/api/ranking?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
     }
+    let (status, answer) = api.get("/api/players/a%00b").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    // No handler checks the city of the ranking: PostgreSQL's own refusal (SQLSTATE class
+    // 22) is still the user's mistake, a 400.
+    let (status, answer) = api.get("/api/ranking?city=Ro%00me").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(error_of(&answer).starts_with("invalid value: "), "{answer}");
+}
+
+/// A request stuck behind a lock: the table held by another session.
+async fn lock_players(db: &TestDb) -> tokio_postgres::Client {
+    let locker = db.client().await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE players IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    locker
+}
+
+#[tokio::test]
+async fn a_stuck_statement_is_cancelled_by_the_statement_timeout() {
+    let api = Api::new().await;
+    let _locker = lock_players(&api._db).await;
+    let started = std::time::Instant::now();
+    let (status, body) = api.get("/api/players/ann").await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let timeout = app::db::STATEMENT_TIMEOUT;
+    assert!(
+        took >= timeout && took < timeout + std::time::Duration::from_secs(3),
+        "took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn requests_wait_their_turn_and_none_outlives_the_request_timeout() {
+    use std::time::{Duration, Instant};
+    let db = TestDb::migrated().await;
+    let timeout = Duration::from_millis(500);
+    let limits = app::http::Limits {
+        request_timeout: timeout,
+        concurrent_requests: 1,
+    };
+    let router = app::http::app_with_limits(db.state(), limits);
+    let _locker = lock_players(&db).await;
+    let started = Instant::now();
+    let stuck = tokio::spawn({
+        let router = router.clone();
+        async move {
+            let request = Request::get("/api/players/ann")
+                .body(Body::empty())
+                .unwrap();
+            let answer = send(&router, request).await;
+            (answer, started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The one turn is taken: even liveness waits until the stuck request gives it back.
+    let request = Request::get("/healthz").body(Body::empty()).unwrap();
+    let (status, _) = send(&router, request).await;
+    let healthz_done = started.elapsed();
+    assert_eq!(status, StatusCode::OK);
+    let ((status, _), stuck_done) = stuck.await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the stuck request timed out"
+    );
+    assert!(
+        stuck_done >= timeout && stuck_done < timeout * 3,
+        "the stuck request ended after {stuck_done:?}"
+    );
+    assert!(
+        healthz_done >= stuck_done,
+        "liveness did not wait for its turn: {healthz_done:?} < {stuck_done:?}"
+    );
 }
 
 #[tokio::test]
@@ -279,7 +420,8 @@ async fn a_database_that_cannot_be_reached_gives_503_not_500() {
     let (status, body) = api.get("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["status"], "unavailable");
-    assert!(!body["reason"].as_str().unwrap().is_empty());
+    // Never the driver's words: they name users and hosts.
+    assert_eq!(body["reason"], "database unavailable");
 
     let (status, body) = api.get("/api/ranking").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");

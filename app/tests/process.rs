@@ -116,6 +116,50 @@ fn missing_configuration_is_one_clear_line() {
     assert_eq!(usage.status.code(), Some(2));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_a_migration_and_exits_130() {
+    let db = TestDb::empty().await;
+    // Another session holds the migration lock: `app migrate` waits for it.
+    let holder = db.client().await;
+    holder
+        .execute(
+            "SELECT pg_advisory_lock($1)",
+            &[&app::db::MIGRATION_LOCK_KEY],
+        )
+        .await
+        .unwrap();
+    let mut migrate = app_command(&db.url(), &["migrate"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(500));
+    assert!(
+        migrate.try_wait().unwrap().is_none(),
+        "it should be waiting for the lock"
+    );
+    let sent = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &migrate.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = migrate.try_wait().unwrap() {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(5) {
+            let _ = migrate.kill();
+            panic!("app migrate ignored SIGTERM");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut migrate.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(columns(&db).await.is_empty(), "nothing was applied");
+}
+
 /// A running `app serve` on a free loopback port.
 struct Server {
     child: Child,

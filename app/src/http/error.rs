@@ -76,10 +76,24 @@ impl From<tokio_postgres::Error> for ApiError {
     fn from(err: tokio_postgres::Error) -> Self {
         if is_connection_failure(&err) {
             Self::Unavailable(err.to_string())
+        } else if let Some(reason) = data_exception(&err) {
+            Self::BadRequest(reason)
         } else {
             Self::Internal(err.to_string())
         }
     }
+}
+
+/// SQLSTATE class 22, a value the server cannot store (a NUL in text, a date out of its
+/// range): the request's mistake, in the server's words, which name the value, not the
+/// database. The handlers check what they know first; this is the safety net.
+fn data_exception(err: &tokio_postgres::Error) -> Option<String> {
+    let db_error = err.as_db_error()?;
+    db_error
+        .code()
+        .code()
+        .starts_with("22")
+        .then(|| format!("invalid value: {}", db_error.message()))
 }
 
 /// An error with no SQLSTATE happened on the wire (closed socket, refused connection);
@@ -94,6 +108,8 @@ fn is_connection_failure(err: &tokio_postgres::Error) -> bool {
                     SqlState::CRASH_SHUTDOWN,
                     SqlState::CANNOT_CONNECT_NOW,
                     SqlState::TOO_MANY_CONNECTIONS,
+                    // statement_timeout: the database is too slow to answer now.
+                    SqlState::QUERY_CANCELED,
                 ]
                 .contains(code)
         }

@@ -20,14 +20,19 @@ async fn liveness() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// A 503 says only that the database is unavailable: the driver's words (user names,
+/// hosts) go to the log, not to whoever asks.
 async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match tokio::time::timeout(READINESS_TIMEOUT, database_round_trip(&state)).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
-        Ok(Err(reason)) => unavailable(reason),
-        Err(_) => unavailable(format!(
-            "the database did not answer within {READINESS_TIMEOUT:?}"
-        )),
-    }
+    let detail = match tokio::time::timeout(READINESS_TIMEOUT, database_round_trip(&state)).await {
+        Ok(Ok(())) => return (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(Err(reason)) => reason,
+        Err(_) => format!("the database did not answer within {READINESS_TIMEOUT:?}"),
+    };
+    tracing::warn!(%detail, "not ready");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "status": "unavailable", "reason": "database unavailable" })),
+    )
 }
 
 async fn database_round_trip(state: &AppState) -> Result<(), String> {
@@ -37,11 +42,4 @@ async fn database_round_trip(state: &AppState) -> Result<(), String> {
         .await
         .map_err(|err| err.to_string())?;
     Ok(())
-}
-
-fn unavailable(reason: String) -> (StatusCode, Json<Value>) {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({ "status": "unavailable", "reason": reason })),
-    )
 }

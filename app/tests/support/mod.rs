@@ -49,7 +49,7 @@ impl TestDb {
     /// A database with the schema applied.
     pub async fn migrated() -> TestDb {
         let db = TestDb::empty().await;
-        db::migrate(&db.config)
+        db::migrate(&db.config, None, std::future::pending())
             .await
             .expect("migrate the test database");
         db
@@ -87,7 +87,7 @@ impl Drop for TestDb {
     }
 }
 
-async fn admin_execute(statement: &str) {
+pub async fn admin_execute(statement: &str) {
     let config = tokio_postgres::Config::from_str(&admin_url()).unwrap();
     let client = connect(&config).await;
     client
