@@ -74,24 +74,27 @@ fn dev_data_survives_redeploys_and_down_but_not_down_volumes() {
 }
 
 #[test]
-fn prod_without_a_password_starts_nothing() {
+fn prod_without_its_secrets_starts_nothing_and_names_each() {
     let _one_at_a_time = exclusive();
-    let mut sandbox = Sandbox::new("nopassword");
-    sandbox.vars.retain(|(key, _)| key != "POSTGRES_PASSWORD");
+    let sandbox = Sandbox::new("nopassword");
 
     let mut command = Command::new(e2e::XTASK);
     command
         .args(["deploy", "prod", "--no-build"])
         .current_dir(e2e::root())
         .envs(sandbox.vars.iter().cloned())
-        .env_remove("POSTGRES_PASSWORD");
+        .env_remove("POSTGRES_PASSWORD")
+        .env_remove("APP_DB_PASSWORD");
     let deploy = command.output().unwrap();
     assert_eq!(deploy.status.code(), Some(1));
     let log = stderr(&deploy);
     assert!(
-        log.contains("POSTGRES_PASSWORD must be set for prod"),
+        log.contains(
+            "error: prod needs the secrets APP_DB_PASSWORD, POSTGRES_PASSWORD, which are not set"
+        ),
         "{log}"
     );
+    assert!(log.contains("hint: set APP_DB_PASSWORD and POSTGRES_PASSWORD in the environment, or in .secrets/prod.env"), "{log}");
     assert_eq!(
         log.lines()
             .filter(|line| line.starts_with("error:"))
@@ -105,7 +108,10 @@ fn prod_without_a_password_starts_nothing() {
 #[test]
 fn a_failing_migration_stops_the_deploy_before_web() {
     let _one_at_a_time = exclusive();
-    let sandbox = Sandbox::new("badmigration");
+    let mut sandbox = Sandbox::new("badmigration");
+    // Compose itself starts db here, so it needs the secrets the xtask would give it.
+    sandbox.set("POSTGRES_PASSWORD", "badmigration-owner");
+    sandbox.set("APP_DB_PASSWORD", "badmigration-app");
     // A table in the way of the first migration: `app migrate` fails as it would on a real
     // conflict, with no hook in the app.
     assert_success(
@@ -179,6 +185,7 @@ fn dev_and_prod_side_by_side_share_nothing() {
     let prod_port = e2e::free_port().to_string();
     sandbox.set("WEB_PORT", &prod_port);
     sandbox.set("POSTGRES_PASSWORD", "prod-secret-for-tests");
+    sandbox.set("APP_DB_PASSWORD", "prod-app-secret-for-tests");
     assert_success(
         &sandbox.xtask(&["deploy", "prod", "--no-build"]),
         "deploy prod",

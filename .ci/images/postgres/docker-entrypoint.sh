@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The official postgres image's entrypoint contract, in short: on the first start (no
+# The official postgres image's entrypoint contract, in short: each of POSTGRES_PASSWORD,
+# POSTGRES_USER and POSTGRES_DB may come from the file its *_FILE variable names (Compose
+# and Swarm secrets); on the first start (no
 # PG_VERSION in PGDATA) initdb with POSTGRES_USER / POSTGRES_PASSWORD, listen on all
 # addresses, require a password over TCP, then a temporary server on the Unix socket only
 # creates POSTGRES_DB and runs /docker-entrypoint-initdb.d; finally exec the real server, so
@@ -11,10 +13,27 @@ if [ "${1:0:1}" = '-' ]; then
     set -- postgres "$@"
 fi
 
+# As the official image's file_env: VAR from the file VAR_FILE names, never both.
+file_env() {
+    local var=$1 file_var="${1}_FILE"
+    if [ -n "${!var:-}" ] && [ -n "${!file_var:-}" ]; then
+        echo "error: both $var and $file_var are set (but are exclusive)" >&2
+        exit 1
+    fi
+    if [ -n "${!file_var:-}" ]; then
+        export "$var"="$(< "${!file_var}")"
+        unset "$file_var"
+    fi
+}
+
 # Only the server itself gets the treatment; `docker run IMAGE bash` runs bash.
 if [ "$1" != postgres ]; then
     exec "$@"
 fi
+
+file_env POSTGRES_PASSWORD
+file_env POSTGRES_USER
+file_env POSTGRES_DB
 
 if [ "$(id -u)" = 0 ]; then
     # A volume mounted over PGDATA may belong to root: hand it to postgres, then drop to it.

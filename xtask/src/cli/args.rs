@@ -6,7 +6,10 @@ use clap::Args;
 use xshell::Shell;
 
 use super::parse_duration;
-use crate::{docker::Engine, stack::Stack};
+use crate::{
+    docker::Engine,
+    stack::{Model, Stack, secrets},
+};
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
@@ -99,6 +102,8 @@ pub struct PushArgs {
 pub struct DeployArgs {
     #[command(flatten)]
     pub env: EnvArgs,
+    #[command(flatten)]
+    pub secrets: SecretsArgs,
     /// Use the images as they are instead of building
     #[arg(long)]
     pub no_build: bool,
@@ -114,12 +119,22 @@ pub struct DeployArgs {
 pub struct MigrateArgs {
     #[command(flatten)]
     pub env: EnvArgs,
+    #[command(flatten)]
+    pub secrets: SecretsArgs,
     /// How long the database may take to become ready (e.g. 60s, 2m)
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Print the commands without running them
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SecretsArgs {
+    /// The environment's secrets, as NAME=value lines (default: .secrets/ENV.env, if it
+    /// exists); the environment's own variables win
+    #[arg(long = "secrets", value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -169,5 +184,14 @@ impl EnvArgs {
     /// The environment's stack, on the engine chosen for it.
     pub fn stack(&self, sh: &Shell) -> anyhow::Result<Stack> {
         Stack::load(&sh.current_dir(), &self.env, Engine::Local)
+    }
+}
+
+impl SecretsArgs {
+    /// The stack with the secrets its model declares, every one required.
+    pub fn resolve(&self, sh: &Shell, stack: Stack, model: &Model) -> anyhow::Result<Stack> {
+        let env = stack.name().to_owned();
+        let secrets = secrets::resolve(sh, &env, model, self.file.as_deref())?;
+        Ok(stack.with_secrets(secrets))
     }
 }

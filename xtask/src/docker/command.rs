@@ -69,6 +69,12 @@ impl Command {
         self
     }
 
+    /// Variables the command needs but its printed line must not show.
+    pub fn secret_envs(mut self, secrets: &[Secret]) -> Command {
+        self.secret_env.extend(secrets.iter().cloned());
+        self
+    }
+
     pub fn stdin(mut self, secret: Secret) -> Command {
         self.stdin = Some(secret);
         self
@@ -114,8 +120,8 @@ mod tests {
             login.to_string(),
             "docker login --password-stdin  # password from $DOCKER_PASSWORD"
         );
-        let mut up = Command::docker(["compose", "up"]);
-        up.secret_env.push(Secret::new("POSTGRES_PASSWORD", "p@ss"));
+        let up = Command::docker(["compose", "up"])
+            .secret_envs(&[Secret::new("POSTGRES_PASSWORD", "p@ss")]);
         assert_eq!(
             up.to_string(),
             "docker compose up  # with the secrets POSTGRES_PASSWORD"

@@ -43,6 +43,25 @@ pub fn print(sh: &Shell, command: &Command) -> anyhow::Result<()> {
     stream(sh, command, Stdout::Result)
 }
 
+/// Like `print`, with the output passed through `filter` before it is shown (`config`
+/// hides secret values): echoed, its stdout held until it ends.
+pub fn print_filtered(
+    sh: &Shell,
+    command: &Command,
+    filter: impl FnOnce(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    output::command(&command.to_string());
+    let result = captured(sh, command, None)?.context("a command without a deadline ends")?;
+    if !result.status.success() {
+        let (reason, fix) = diagnosis::explain(&String::from_utf8_lossy(&result.stderr))
+            .unwrap_or_else(|| (format!("`{command}` ended with {}", result.status), None));
+        return Err(Hint::maybe(reason, fix));
+    }
+    eprint!("{}", String::from_utf8_lossy(&result.stderr));
+    print!("{}", filter(&String::from_utf8_lossy(&result.stdout))?);
+    Ok(())
+}
+
 /// Runs a command that only reads, echoed with `--verbose`: its standard output, or its
 /// reason for failing, with the fix when it is a known mistake.
 pub fn read(sh: &Shell, command: &Command) -> anyhow::Result<String> {

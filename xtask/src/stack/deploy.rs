@@ -37,6 +37,7 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
         Needs::acting(args.dry_run, options.build),
     )?;
     let model = stack.model(sh)?;
+    let stack = args.secrets.resolve(sh, stack, &model)?;
     let steps = plan(&stack, &model, &options)?;
     if args.dry_run {
         plan::print(&steps);
@@ -96,11 +97,10 @@ pub fn database_steps(
 /// A one-off container from the web image on the stack's network, removed afterwards.
 pub fn migrate_step(stack: &Stack, model: &Model) -> Step {
     let settings = &model.xtask;
-    let mut args = vec!["run", "--rm", "--no-deps", &settings.web_service];
-    args.extend(settings.migrate_command.iter().map(String::as_str));
+    let args = ["run", "--rm", "--no-deps", &settings.migrate_service];
     Step::run(
         "migrations applied",
-        stack.compose(&args),
+        stack.compose_with_secrets(&args),
         &format!(
             "the migrations failed, so {} was not started ({} is running, its data untouched)",
             settings.web_service, settings.db_service
@@ -108,7 +108,9 @@ pub fn migrate_step(stack: &Stack, model: &Model) -> Step {
     )
 }
 
-/// Starts or replaces web, then waits until its health endpoint answers 200.
+/// Replaces web, then waits until its health endpoint answers 200. Always a new container:
+/// Compose would keep one whose configuration is unchanged, and with it the secret files
+/// it was given, where a rotated password must take effect.
 fn web_steps(stack: &Stack, model: &Model, timeout: Duration) -> anyhow::Result<Vec<Step>> {
     let settings = &model.xtask;
     let web = settings.web_service.as_str();
@@ -118,7 +120,7 @@ fn web_steps(stack: &Stack, model: &Model, timeout: Duration) -> anyhow::Result<
     Ok(start_then_await(
         stack,
         web,
-        &["--no-build", "--no-deps"],
+        &["--no-build", "--no-deps", "--force-recreate"],
         probe,
         "healthy",
         "become healthy",
@@ -151,7 +153,7 @@ fn start_then_await(
             vec![
                 Step::run(
                     &format!("{service} started"),
-                    stack.compose(&up),
+                    stack.compose_with_secrets(&up),
                     &format!("{service} did not start"),
                 )
                 .starts(service),
@@ -161,7 +163,7 @@ fn start_then_await(
         None => {
             up.extend(["--wait", "--wait-timeout", &seconds, service]);
             vec![
-                Step::run(&ready, stack.compose(&up), &not_ready)
+                Step::run(&ready, stack.compose_with_secrets(&up), &not_ready)
                     .starts(service)
                     .diagnosed_by(logs),
             ]

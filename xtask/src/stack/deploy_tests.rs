@@ -7,7 +7,7 @@ use super::*;
 const SETTINGS: &str = "x-xtask:
   db_service: db
   web_service: web
-  migrate_command: [migrate]
+  migrate_service: migrate
   health_path: /healthz
 ";
 
@@ -58,8 +58,8 @@ fn dev_probes_postgres_and_web_through_their_published_ports() {
             format!("{compose} build"),
             format!("{compose} up --detach --no-build db"),
             "cargo xtask wait postgres://127.0.0.1:5433 --timeout 60s".to_owned(),
-            format!("{compose} run --rm --no-deps web migrate"),
-            format!("{compose} up --detach --no-build --no-deps web"),
+            format!("{compose} run --rm --no-deps migrate"),
+            format!("{compose} up --detach --no-build --no-deps --force-recreate web"),
             "cargo xtask wait http://127.0.0.1:8000/healthz --timeout 60s".to_owned(),
         ]
     );
@@ -82,8 +82,8 @@ fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
         lines(&steps),
         [
             format!("{compose} up --detach --no-build --wait --wait-timeout 90 db"),
-            format!("{compose} run --rm --no-deps web migrate"),
-            format!("{compose} up --detach --no-build --no-deps web"),
+            format!("{compose} run --rm --no-deps migrate"),
+            format!("{compose} up --detach --no-build --no-deps --force-recreate web"),
             "cargo xtask wait http://127.0.0.1:8080/healthz --timeout 90s".to_owned(),
         ]
     );

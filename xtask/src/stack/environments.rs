@@ -36,7 +36,8 @@ pub fn environments_from_file_names(names: impl IntoIterator<Item = String>) -> 
     envs
 }
 
-/// The top-level `services` of compose/compose.yaml: those every environment has.
+/// The top-level `services` of compose/compose.yaml that run (those every environment has;
+/// not the one-off tasks of a profile, which `up` never starts).
 pub fn services(root: &Path) -> Vec<String> {
     let path = root.join(COMPOSE_DIR).join("compose.yaml");
     let yaml = std::fs::read_to_string(path)
@@ -48,8 +49,9 @@ pub fn services(root: &Path) -> Vec<String> {
     services
         .map(|services| {
             services
-                .keys()
-                .filter_map(|key| key.as_str().map(str::to_owned))
+                .iter()
+                .filter(|(_, service)| service.get("profiles").is_none())
+                .filter_map(|(key, _)| key.as_str().map(str::to_owned))
                 .collect()
         })
         .unwrap_or_default()

@@ -14,6 +14,7 @@ pub fn run(sh: &Shell, args: &MigrateArgs) -> anyhow::Result<()> {
     let stack = args.env.stack(sh)?;
     docker::preflight(sh, &stack.engine, Needs::acting(args.dry_run, false))?;
     let model = stack.model(sh)?;
+    let stack = args.secrets.resolve(sh, stack, &model)?;
     let mut steps = deploy::database_steps(&stack, &model, args.timeout)?;
     steps.push(deploy::migrate_step(&stack, &model));
     if args.dry_run {

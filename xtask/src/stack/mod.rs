@@ -9,6 +9,7 @@ mod environments;
 pub mod logs;
 pub mod migrate;
 mod model;
+pub mod secrets;
 pub mod status;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ pub use environments::{COMPOSE_DIR, environments, services};
 pub use model::Model;
 
 use crate::{
-    docker::{Command, Engine, diagnosis, run},
+    docker::{Command, Engine, Secret, diagnosis, run},
     hint::Hint,
 };
 
@@ -40,6 +41,8 @@ pub struct Stack {
     /// Relative to the project root, base first.
     pub files: Vec<PathBuf>,
     pub engine: Engine,
+    /// What the commands that create containers give Compose for its `secrets:`.
+    pub secrets: Vec<Secret>,
 }
 
 impl Stack {
@@ -60,6 +63,7 @@ impl Stack {
             project: format!("{prefix}-{env}"),
             files: vec![dir.join(BASE_FILE), dir.join(format!("compose.{env}.yaml"))],
             engine,
+            secrets: Vec::new(),
         }
     }
 
@@ -70,6 +74,7 @@ impl Stack {
             project: project_prefix(),
             files: vec![Path::new(COMPOSE_DIR).join(BASE_FILE)],
             engine: Engine::Local,
+            secrets: Vec::new(),
         }
     }
 
@@ -82,6 +87,17 @@ impl Stack {
         }
         line.extend(args.iter().map(|arg| (*arg).to_owned()));
         self.engine.docker(line)
+    }
+
+    /// The same line with the stack's secrets in its environment: for the commands that
+    /// create containers (`up`, `run`).
+    pub fn compose_with_secrets(&self, args: &[&str]) -> Command {
+        self.compose(args).secret_envs(&self.secrets)
+    }
+
+    pub fn with_secrets(mut self, secrets: Vec<Secret>) -> Stack {
+        self.secrets = secrets;
+        self
     }
 
     /// How messages name it: `dev`, or `compose.yaml`.

@@ -10,6 +10,9 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 pub struct Model {
     pub services: BTreeMap<String, Service>,
+    /// The top-level `secrets`: where each one's value comes from.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSource>,
     #[serde(rename = "x-xtask")]
     pub xtask: Settings,
 }
@@ -19,9 +22,18 @@ pub struct Model {
 pub struct Settings {
     pub db_service: String,
     pub web_service: String,
-    /// Arguments to the web image's entrypoint that apply the migrations.
-    pub migrate_command: Vec<String>,
+    /// The one-off service that applies the migrations (`docker compose run --rm`).
+    pub migrate_service: String,
     pub health_path: String,
+    /// Values for secrets an environment does not give: dev's override only.
+    #[serde(default)]
+    pub secret_defaults: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+pub struct SecretSource {
+    /// The variable Compose copies the value from; `None` for a file or an external secret.
+    pub environment: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -42,6 +54,18 @@ impl Model {
         serde_yaml::from_str(config_yaml).context(
             "cannot read the merged compose configuration (is compose.yaml's x-xtask complete?)",
         )
+    }
+
+    /// The variables the secrets take their values from, sorted, each once.
+    pub fn secret_variables(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .secrets
+            .values()
+            .filter_map(|source| source.environment.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     pub fn service(&self, name: &str) -> anyhow::Result<&Service> {
@@ -92,7 +116,7 @@ services:
 x-xtask:
   db_service: db
   web_service: web
-  migrate_command: [migrate]
+  migrate_service: migrate
   health_path: /healthz
 "#;
 
@@ -109,6 +133,6 @@ x-xtask:
         );
         assert_eq!(merged.published_address("worker").unwrap(), None);
         assert!(merged.published_address("cache").is_err());
-        assert_eq!(merged.xtask.migrate_command, ["migrate"]);
+        assert_eq!(merged.xtask.migrate_service, "migrate");
     }
 }
