@@ -119,6 +119,42 @@ fn a_daemon_that_does_not_answer_says_how_to_start_it() {
 }
 
 #[test]
+fn a_daemon_that_takes_the_connection_and_never_answers_is_given_up_on() {
+    let dir = std::env::temp_dir().join(format!("xtask-silent-daemon-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("docker.sock");
+    let _ = std::fs::remove_file(&socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    // Accepts every connection and keeps it open, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in listener.incoming().flatten() {
+            held.push(connection);
+        }
+    });
+    let started = std::time::Instant::now();
+    let output = xtask(&["status", "dev"])
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: the Docker daemon of this machine did not answer within 10 s"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\nhint: restart it"), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_environment_lists_those_that_exist() {
+    snapshot("missing-environment", &["deploy"], |_| {});
+}
+
+#[test]
 fn quiet_prints_only_the_result_and_verbose_every_docker_command() {
     let quiet = xtask(&["config", "dev", "--quiet"]).output().unwrap();
     assert!(quiet.status.success(), "{}", text(&quiet.stderr));

@@ -233,6 +233,37 @@ fn the_deadline_holds_for_targets_that_never_come_up() {
 }
 
 #[test]
+fn huge_durations_are_waited_or_refused_never_a_panic() {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let open = format!("tcp://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let closed = format!("tcp://127.0.0.1:{}", free_port());
+    let most = "18446744073709551615";
+    let (timeout, interval) = (format!("{most}s"), format!("{most}ms"));
+    let ready = run_wait(&[
+        &open,
+        "--timeout",
+        &timeout,
+        "--interval",
+        &interval,
+        "--attempt-timeout",
+        &timeout,
+    ]);
+    assert_eq!(ready.code, 0, "{}", ready.stderr);
+    let not_ready = run_wait(&[&closed, "--timeout", "1s", "--interval", &interval]);
+    assert_eq!(not_ready.code, 3, "{}", not_ready.stderr);
+    let too_long = run_wait(&[&closed, "--timeout", &format!("{most}m")]);
+    assert_eq!(too_long.code, 2, "{}", too_long.stderr);
+    assert!(
+        too_long.stderr.contains("longer than any clock can count"),
+        "{}",
+        too_long.stderr
+    );
+    for done in [ready, not_ready, too_long] {
+        assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
+    }
+}
+
+#[test]
 fn a_bad_target_exits_2_before_any_waiting() {
     let closed = format!("tcp://127.0.0.1:{}", free_port());
     for (target, reason) in [

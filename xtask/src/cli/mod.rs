@@ -66,7 +66,7 @@ pub enum Command {
         ("cargo xtask test --dry-run", "print those commands"),
     ]))]
     Test(TestArgs),
-    /// Install Docker Engine and Compose v2 on Ubuntu or Debian, and join the docker group
+    /// Install Docker Engine and Compose v2 or later on Ubuntu or Debian, and join the docker group
     #[command(after_help = examples(&[
         ("cargo xtask install-docker --dry-run", "print every file and command first"),
         ("cargo xtask install-docker", "install from Docker's repository"),
@@ -269,5 +269,11 @@ mod tests {
         assert!(super::parse_duration("60").is_err());
         assert!(super::parse_duration("s").is_err());
         assert!(super::parse_duration("1h").is_err());
+        assert_eq!(
+            super::parse_duration("18446744073709551615s"),
+            Ok(Duration::from_secs(u64::MAX))
+        );
+        assert!(super::parse_duration("18446744073709551615m").is_err());
+        assert!(super::parse_duration("99999999999999999999999s").is_err());
     }
 }

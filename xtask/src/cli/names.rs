@@ -84,11 +84,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
-        .map_err(|_| format!("`{text}` does not start with a whole number"))?;
+        .map_err(|_| format!("`{text}` does not start with a whole number of at most 20 digits"))?;
+    let seconds = |factor: u64| {
+        number
+            .checked_mul(factor)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("`{text}` is longer than any clock can count"))
+    };
     match unit {
         "ms" => Ok(Duration::from_millis(number)),
-        "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
+        "s" => seconds(1),
+        "m" => seconds(60),
         _ => Err(format!("`{unit}` is not a unit: use ms, s or m")),
     }
 }

@@ -20,6 +20,11 @@ const MAX_KEY_BYTES: usize = 256 * 1024;
 const ARMOR_BEGIN: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
 const ARMOR_END: &str = "-----END PGP PUBLIC KEY BLOCK-----";
 const TAG_PUBLIC_KEY: u8 = 6;
+/// What a transferable public key holds after its primary key (RFC 4880 §11.1): signatures
+/// (2), trust packets (12), user IDs (13), public subkeys (14) and user attributes (17).
+/// Anything else (a secret key, 5 or 7, above all) some parsers read as the start of
+/// another certificate: it is refused.
+const CERTIFICATE_TAGS: &[u8] = &[2, 12, 13, 14, 17];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint(pub [u8; 20]);
@@ -140,6 +145,15 @@ pub fn fingerprint(armored: &str) -> anyhow::Result<Fingerprint> {
             primary = Some(body);
         } else if primary.is_none() {
             bail!("it does not start with a public key (packet tag {tag})");
+        } else if !CERTIFICATE_TAGS.contains(&tag) {
+            bail!(
+                "it holds a packet of tag {tag}{}, which a public key certificate never holds",
+                match tag {
+                    5 => " (a secret key)",
+                    7 => " (a secret subkey)",
+                    _ => "",
+                }
+            );
         }
         rest = after;
     }
@@ -326,6 +340,19 @@ mod tests {
         let both_blocks = format!("{docker}{other}");
         let mut both_keys = dearmor(&docker).unwrap();
         both_keys.extend(dearmor(&other).unwrap());
+        // Docker's certificate with a packet appended that no public certificate holds: a
+        // secret key (new-format tag 5) whose body is the public key's, as an attacker's
+        // would start; a secret subkey (old-format tag 7); literal data (tag 11).
+        let packets = dearmor(&docker).unwrap();
+        let (_, public_body, _) = next_packet(&packets).unwrap();
+        let mut with_secret_key = packets.clone();
+        with_secret_key.extend([0xC0 | 5, 255]);
+        with_secret_key.extend((public_body.len() as u32).to_be_bytes());
+        with_secret_key.extend(public_body);
+        let mut with_secret_subkey = packets.clone();
+        with_secret_subkey.extend([0x80 | (7 << 2), 3, 4, 0, 0]);
+        let mut with_literal_data = packets.clone();
+        with_literal_data.extend([0xC0 | 11, 2, b'b', 0]);
         let mut damaged = docker.clone();
         damaged.replace_range(100..101, if &docker[100..101] == "A" { "B" } else { "A" });
         let cases: &[(&str, &str)] = &[
@@ -346,6 +373,12 @@ mod tests {
             (
                 &armor(&[0xB4, 0x01, b'x']),
                 "does not start with a public key",
+            ),
+            (&armor(&with_secret_key), "tag 5 (a secret key)"),
+            (&armor(&with_secret_subkey), "tag 7 (a secret subkey)"),
+            (
+                &armor(&with_literal_data),
+                "tag 11, which a public key certificate never holds",
             ),
         ];
         for (text, expected) in cases {

@@ -35,7 +35,7 @@ pub struct Facts {
     pub daemon_answers: bool,
     /// systemd only: `systemctl is-enabled docker` says `enabled`.
     pub daemon_enabled: bool,
-    /// docker, Compose v2 and a daemon that answers: what the other xtask commands need.
+    /// docker, Compose v2 or later and a daemon that answers: what the other xtask commands need.
     pub docker_works: bool,
 }
 

@@ -1,4 +1,4 @@
-//! `cargo xtask install-docker`: Docker Engine and Compose v2 on Ubuntu or Debian, from
+//! `cargo xtask install-docker`: Docker Engine and Compose (v2 or later) on Ubuntu or Debian, from
 //! Docker's repository (its key checked by fingerprint) or the distribution's packages.
 //!
 //! Facts first (reading only), then the plan as data (`plan::build`, pure), then either
@@ -22,9 +22,9 @@ pub use apt_key::Fingerprint;
 /// Where the packages come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Source {
-    /// Docker's apt repository: docker-ce, Compose v2, buildx
+    /// Docker's apt repository: docker-ce, Compose (v5 today), buildx
     Official,
-    /// The distribution's own docker.io (and Compose v2 where it packages one)
+    /// The distribution's own docker.io (and Compose v2 or later where it packages one)
     Distro,
 }
 
@@ -71,21 +71,33 @@ impl InstallDockerArgs {
     }
 }
 
-/// `--mirror`: a name get.docker.com knows, or a URL laid out as download.docker.com.
+/// `--mirror`: a name get.docker.com knows, or an absolute URL laid out as
+/// download.docker.com. It is written into docker.sources, where a newline would start a
+/// field of its own (`Signed-By: …`): whitespace and control characters are refused.
 fn mirror_url(given: &str) -> anyhow::Result<String> {
     if let Some((_, url)) = NAMED_MIRRORS.iter().find(|(name, _)| *name == given) {
         return Ok((*url).to_owned());
     }
-    if ["https://", "http://", "file:///"]
-        .iter()
-        .any(|scheme| given.starts_with(scheme))
-    {
-        return Ok(given.trim_end_matches('/').to_owned());
+    let shown = given.escape_debug();
+    if given.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("--mirror {shown}: a URL has no spaces, newlines or control characters");
     }
-    bail!(
-        "--mirror {given}: give the URL above linux/ubuntu and linux/debian, as {DOCKER_DOWNLOAD} \
-         is for Docker's own (https://…, http://… or file:///…), or Aliyun or AzureChinaCloud"
-    )
+    let host = ["https://", "http://"]
+        .iter()
+        .find_map(|scheme| given.strip_prefix(scheme))
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+    let absolute = match (host, given.strip_prefix("file://")) {
+        (Some(host), _) => !host.is_empty() && !host.contains('@'),
+        (None, Some(path)) => path.starts_with('/') && path.len() > 1,
+        (None, None) => false,
+    };
+    if !absolute || given.contains(['?', '#']) {
+        bail!(
+            "--mirror {shown}: give the URL above linux/ubuntu and linux/debian, as {DOCKER_DOWNLOAD} \
+             is for Docker's own (https://HOST/…, http://HOST/… or file:///PATH), or Aliyun or AzureChinaCloud"
+        );
+    }
+    Ok(given.trim_end_matches('/').to_owned())
 }
 
 pub fn run(sh: &Shell, args: &InstallDockerArgs) -> anyhow::Result<()> {
@@ -174,8 +186,42 @@ mod tests {
     }
 
     #[test]
+    fn a_mirror_cannot_smuggle_fields_into_docker_sources() {
+        for given in [
+            "https://mirror.example\nSigned-By: /etc/apt/keyrings/evil.asc",
+            "https://mirror.example\rx",
+            "https://mirror.example/a b",
+            "https://mirror.example\t",
+            "file:///repo\u{0}",
+        ] {
+            let err = mirror_url(given).unwrap_err().to_string();
+            assert!(
+                err.contains("no spaces, newlines or control characters"),
+                "{err}"
+            );
+            assert!(!err.contains('\n'), "the refusal is one line: {err:?}");
+        }
+        assert_eq!(
+            mirror_url("https://mirror.example/docker-ce/").unwrap(),
+            "https://mirror.example/docker-ce"
+        );
+        assert_eq!(
+            mirror_url("http://10.0.0.1:8080").unwrap(),
+            "http://10.0.0.1:8080"
+        );
+        assert_eq!(
+            mirror_url("file:///srv/mirror").unwrap(),
+            "file:///srv/mirror"
+        );
+    }
+
+    #[test]
     fn flags_that_do_not_fit_are_refused() {
         for line in [
+            "--mirror https://",
+            "--mirror https://user@mirror.example",
+            "--mirror file://relative/path",
+            "--mirror https://mirror.example/?q",
             "--source distro --mirror https://mirror.example",
             "--source distro --key-fingerprint 9DC858229FC7DD38854AE2D88D81803C0EBFCD88",
             "--mirror mirror.example",

@@ -75,7 +75,7 @@ pub fn build(facts: &Facts, options: &Options) -> anyhow::Result<Plan> {
     }
     if facts.docker_works && !options.force {
         plan.info(
-            "Docker is already installed and working (docker, Compose v2 and a daemon that answers): \
+            "Docker is already installed and working (docker, Compose v2 or later and a daemon that answers): \
              nothing to install (--force goes through the installation anyway)",
         );
         group::plan(
@@ -145,7 +145,7 @@ fn official(
     Ok(())
 }
 
-/// The distribution's docker.io, with its Compose v2 where it packages one.
+/// The distribution's docker.io, with its Compose v2 or later where it packages one.
 fn distro(plan: &mut Plan, facts: &Facts, release: &Release) {
     remove_conflicts(
         plan,
@@ -158,11 +158,11 @@ fn distro(plan: &mut Plan, facts: &Facts, release: &Release) {
         DistroCompose::V2(package) => packages.push(package),
         DistroCompose::OnlyV1 => plan.warn(format!(
             "{} packages only Compose v1 (docker-compose, end of life), so no Compose is installed: \
-             `--source official` brings Compose v2",
+             `--source official` brings Compose v2 or later",
             release.pretty_name
         )),
         DistroCompose::Unknown => plan.warn(format!(
-            "install-docker does not know whether {} ({}) packages Compose v2: if it does \
+            "install-docker does not know whether {} ({}) packages Compose v2 or later: if it does \
              (docker-compose-v2 or docker-compose), install it yourself",
             release.pretty_name, release.codename
         )),

@@ -172,7 +172,7 @@ fn distro_on_debian_12_warns_that_only_compose_v1_exists() {
         warnings(&plan),
         [
             "Debian GNU/Linux 12 (bookworm) packages only Compose v1 (docker-compose, end of life), \
-          so no Compose is installed: `--source official` brings Compose v2"
+          so no Compose is installed: `--source official` brings Compose v2 or later"
         ]
     );
     assert!(

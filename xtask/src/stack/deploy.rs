@@ -13,6 +13,8 @@ use crate::{
     plan::{self, Step},
 };
 
+const CENTURY_IN_SECONDS: u64 = 100 * 365 * 24 * 3600;
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub build: bool,
@@ -140,7 +142,8 @@ fn start_then_await(
     what_failed: &str,
     timeout: Duration,
 ) -> Vec<Step> {
-    let seconds = timeout.as_secs().to_string();
+    // Compose counts in nanoseconds of an int64: a century is as long as it can wait.
+    let seconds = timeout.as_secs().min(CENTURY_IN_SECONDS).to_string();
     let not_ready =
         format!("{service} did not {what_failed} within {seconds}s: its last logs are above");
     let logs = stack.compose(&["logs", "--tail", "30", service]);

@@ -39,6 +39,11 @@ const MAX_INTERVAL: Duration = Duration::from_secs(1);
 const BACKOFF_GROWTH: f64 = 1.1;
 /// A zero interval would be a busy loop.
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
+/// The most one attempt is given, whatever is asked: the probes add it to the current
+/// instant, which a duration of centuries would overflow.
+const LONGEST_ATTEMPT: Duration = Duration::from_secs(3600);
+/// What a deadline too far to represent becomes: a century is forever for a wait.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// How long past the deadline the attempts then in flight may take to say why they failed.
 const LAST_REPORTS: Duration = Duration::from_millis(100);
 
@@ -133,7 +138,9 @@ pub fn wait_for_one(target: &str, timeout: Duration) -> anyhow::Result<()> {
 /// one `TARGET: not ready: REASON` line per target still not ready.
 pub fn wait_for(targets: &[Target], options: &WaitOptions) -> Result<(), NotReady> {
     let started = Instant::now();
-    let deadline = started + options.timeout;
+    let deadline = started
+        .checked_add(options.timeout)
+        .unwrap_or(started + FOREVER);
     let (sender, events) = mpsc::channel();
     for (index, target) in targets.iter().enumerate() {
         let (target, options, sender) = (target.clone(), options.clone(), sender.clone());
@@ -234,7 +241,7 @@ fn keep_trying(
     let mut pauses = backoff(options.interval);
     let mut reported = false;
     while let Some(left) = time_left(deadline) {
-        let budget = left.min(options.attempt_timeout);
+        let budget = left.min(options.attempt_timeout).min(LONGEST_ATTEMPT);
         let outcome = match attempt(target, budget) {
             Ok(()) => {
                 report(Ok(()));
@@ -312,7 +319,8 @@ fn backoff(first: Duration) -> impl Iterator<Item = Duration> {
     let first = first.max(MIN_INTERVAL);
     let cap = first.max(MAX_INTERVAL);
     std::iter::successors(Some(first), move |pause| {
-        Some(pause.mul_f64(BACKOFF_GROWTH).min(cap))
+        let grown = Duration::try_from_secs_f64(pause.as_secs_f64() * BACKOFF_GROWTH);
+        Some(grown.unwrap_or(cap).min(cap))
     })
 }
 
@@ -359,8 +367,10 @@ mod tests {
         assert_eq!(backoff(ms(50)).nth(100), Some(ms(1000)));
         let slow: Vec<Duration> = backoff(ms(3000)).take(2).collect();
         assert_eq!(slow, [ms(3000), ms(3000)]);
-        // Never a busy loop, whatever the caller asks.
+        // Never a busy loop, whatever the caller asks; never an overflow either.
         assert_eq!(backoff(Duration::ZERO).next(), Some(ms(1)));
+        let huge: Vec<Duration> = backoff(Duration::MAX).take(3).collect();
+        assert_eq!(huge, [Duration::MAX; 3]);
     }
 
     #[test]
