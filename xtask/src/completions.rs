@@ -215,7 +215,7 @@ mod tests {
             "{script}"
         );
         assert!(script.contains(r#""logs 1") echo "db web" ;;"#));
-        assert!(script.contains(r#"deploy) echo "--secrets --timeout" ;;"#));
+        assert!(script.contains(r#"deploy) echo "--host --secrets --registry --timeout" ;;"#));
         assert!(script.contains(r#"[[ -n $sub && " deploy migrate down status logs config completions " == *" $sub "* ]]"#));
     }
 

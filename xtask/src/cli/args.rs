@@ -52,6 +52,10 @@ pub struct InstallDockerArgs {
 pub struct EnvArgs {
     /// The environment: one per compose/compose.ENV.yaml
     pub env: String,
+    /// The Docker engine to act on, over SSH (default: the environment's `x-xtask: host`,
+    /// else Docker's own settings: DOCKER_HOST, the docker context)
+    #[arg(long, value_name = "ssh://[USER@]HOST[:PORT]")]
+    pub host: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -104,6 +108,13 @@ pub struct DeployArgs {
     pub env: EnvArgs,
     #[command(flatten)]
     pub secrets: SecretsArgs,
+    /// Send the image through this registry (HOST[:PORT]) instead of over SSH (default:
+    /// the environment's `x-xtask: registry`)
+    #[arg(long, value_name = "HOST")]
+    pub registry: Option<String>,
+    /// Deploy an image built from uncommitted changes (tagged `-dirty`) to another host
+    #[arg(long)]
+    pub allow_dirty: bool,
     /// Use the images as they are instead of building
     #[arg(long)]
     pub no_build: bool,
@@ -181,9 +192,12 @@ pub struct WaitArgs {
 }
 
 impl EnvArgs {
-    /// The environment's stack, on the engine chosen for it.
-    pub fn stack(&self, sh: &Shell) -> anyhow::Result<Stack> {
-        Stack::load(&sh.current_dir(), &self.env, Engine::Local)
+    /// The environment's stack, on the engine chosen for it, and its merged model.
+    pub fn stack(&self, sh: &Shell) -> anyhow::Result<(Stack, Model)> {
+        let mut stack = Stack::load(&sh.current_dir(), &self.env, Engine::Local)?;
+        let model = stack.model(sh)?;
+        stack.engine = Engine::choose(sh, self.host.as_deref(), model.xtask.host.as_deref())?;
+        Ok((stack, model))
     }
 }
 

@@ -63,6 +63,11 @@ impl Command {
         Command::new("docker", args)
     }
 
+    pub fn args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Command {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
     /// A variable for the command, printed with it.
     pub fn env(mut self, name: &str, value: &str) -> Command {
         self.env.push((name.to_owned(), value.to_owned()));

@@ -55,10 +55,102 @@ pub fn known_fix(stderr: &str) -> Option<String> {
     None
 }
 
+/// What went wrong reaching a host over SSH, or with Docker there, from the words of ssh,
+/// of the shell there or of docker: the problem and its fix. `host` is `user@host` (the
+/// user may be missing), `url` what `--host` takes.
+pub fn ssh_problem(stderr: &str, host: &str, url: &str) -> Option<(String, String)> {
+    let user = host.split_once('@').map_or("your user", |(user, _)| user);
+    let found = |words: &[&str]| words.iter().any(|word| stderr.contains(word));
+    let problem = if found(&["REMOTE HOST IDENTIFICATION HAS CHANGED"]) {
+        (
+            format!(
+                "the SSH host key of {host} has changed since it was accepted: someone may be intercepting the connection"
+            ),
+            format!(
+                "if {host} was reinstalled, check its new key's fingerprint on the server itself, then `ssh-keygen -R HOST` \
+                 and connect once with `ssh {host}`; otherwise do not deploy to it"
+            ),
+        )
+    } else if found(&["Host key verification failed", "host key is not known"]) {
+        (
+            format!("the SSH host key of {host} is not known here"),
+            format!(
+                "connect once with `ssh {host}`, compare the fingerprint it shows with the server's own \
+                 (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` there), and accept it"
+            ),
+        )
+    } else if found(&[
+        "Permission denied (publickey",
+        "Permission denied (password",
+        "Too many authentication failures",
+    ]) {
+        (
+            format!("{host} refused the SSH login of {user}"),
+            format!(
+                "give {user} your public key there (`ssh-copy-id {host}`), or load your key into ssh-agent (`ssh-add`)"
+            ),
+        )
+    } else if found(&[
+        "Connection refused",
+        "No route to host",
+        "Connection timed out",
+        "timed out during banner exchange",
+        "Could not resolve hostname",
+        "Network is unreachable",
+        "Name or service not known",
+    ]) {
+        let reason = stderr
+            .lines()
+            .rev()
+            .find(|line| line.starts_with("ssh: ") || line.contains("timed out"))
+            .map_or_else(
+                || "no connection".to_owned(),
+                |line| line.trim_start_matches("ssh: ").trim().to_owned(),
+            );
+        (
+            format!("cannot reach {host} over SSH ({reason})"),
+            "check the address and the port (ssh://USER@HOST:PORT), and that sshd runs there"
+                .to_owned(),
+        )
+    } else if found(&["docker: command not found", "docker: not found"]) {
+        (
+            format!("docker is not installed on {host}"),
+            format!("`cargo xtask install-docker --host {url}`"),
+        )
+    } else if found(&["permission denied while trying to connect to the Docker daemon"]) {
+        (
+            format!("{user} may not use the Docker daemon on {host}"),
+            format!(
+                "add {user} to the docker group there (`cargo xtask install-docker --host {url}` does it), then deploy again"
+            ),
+        )
+    } else if is_daemon_down(stderr) {
+        (
+            format!("the Docker daemon on {host} is not running"),
+            format!("start it there: `ssh {host} sudo systemctl start docker`"),
+        )
+    } else if found(&["no space left on device"]) {
+        (
+            format!("the disk of {host} is full"),
+            format!(
+                "free space there (`docker --host {url} system prune` removes what no container uses), then deploy again"
+            ),
+        )
+    } else {
+        return None;
+    };
+    Some(problem)
+}
+
 /// The reason a command failed, from its stderr: its last line, named when it is a
-/// registry's refusal, and the fix when the mistake is a known one.
+/// registry's refusal or an SSH host's, and the fix when the mistake is a known one.
 pub fn explain(stderr: &str) -> Option<(String, Option<String>)> {
     let last = last_line(stderr)?;
+    if stderr.contains("ssh") || stderr.contains("no space left on device") {
+        if let Some((problem, fix)) = ssh_problem(stderr, "the host", "ssh://USER@HOST") {
+            return Some((problem, Some(fix)));
+        }
+    }
     let lower = stderr.to_lowercase();
     let registry = if [
         "no basic auth credentials",
@@ -212,6 +304,59 @@ mod tests {
         assert_eq!(known_fix("no such service: cache"), None);
         let denied = "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock";
         assert!(known_fix(denied).unwrap().contains("docker group"));
+    }
+
+    /// What ssh and docker print, as they printed it here.
+    #[test]
+    fn ssh_problems_are_named_with_their_fix() {
+        let problem =
+            |stderr: &str| ssh_problem(stderr, "root@10.201.1.2", "ssh://root@10.201.1.2").unwrap();
+        let changed = "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+            @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n\
+            Host key for 10.201.1.2 has changed and you have requested strict checking.\n\
+            Host key verification failed.\n";
+        let (what, fix) = problem(changed);
+        assert!(
+            what.starts_with("the SSH host key of root@10.201.1.2 has changed"),
+            "{what}"
+        );
+        assert!(fix.contains("ssh-keygen -R"), "{fix}");
+        let (what, _) = problem("Host key verification failed.\n");
+        assert_eq!(
+            what,
+            "the SSH host key of root@10.201.1.2 is not known here"
+        );
+        let (what, fix) = problem("root@10.201.1.2: Permission denied (publickey).\n");
+        assert_eq!(what, "root@10.201.1.2 refused the SSH login of root");
+        assert!(fix.contains("ssh-copy-id root@10.201.1.2"), "{fix}");
+        let (what, _) = problem("ssh: connect to host 10.201.1.2 port 22: Connection refused\n");
+        assert_eq!(
+            what,
+            "cannot reach root@10.201.1.2 over SSH (connect to host 10.201.1.2 port 22: Connection refused)"
+        );
+        let (what, fix) = problem("bash: line 1: docker: command not found\n");
+        assert_eq!(what, "docker is not installed on root@10.201.1.2");
+        assert_eq!(
+            fix,
+            "`cargo xtask install-docker --host ssh://root@10.201.1.2`"
+        );
+        let (what, _) = problem(
+            "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock",
+        );
+        assert_eq!(
+            what,
+            "root may not use the Docker daemon on root@10.201.1.2"
+        );
+        let (what, _) = problem(
+            "Error processing tar file(exit status 1): write /x: no space left on device\n",
+        );
+        assert_eq!(what, "the disk of root@10.201.1.2 is full");
+        assert_eq!(ssh_problem("something else", "h", "ssh://h"), None);
+        // Inside docker's own words, through `explain`.
+        let docker = "error during connect: Get \"http://docker.example.com/v1.41/info\": command [ssh -o ConnectTimeout=30 -T -l root -- 10.201.1.2 docker system dial-stdio] has exited with exit status 255, make sure the URL is valid, and Docker 18.09 or later is installed on the remote host: stderr=Host key verification failed.\r\n";
+        let (reason, fix) = explain(docker).unwrap();
+        assert_eq!(reason, "the SSH host key of the host is not known here");
+        assert!(fix.is_some());
     }
 
     #[test]

@@ -1,24 +1,235 @@
-//! Which Docker engine a command talks to, decided in one place: every docker command line
-//! is built here, so a plan never needs to know where it will run.
+//! Which Docker engine a command talks to, decided in one place (`Engine::choose`): every
+//! docker command line is built here, so a plan never needs to know where it will run.
+//!
+//! `--host` wins, then the environment's `x-xtask: host`, then Docker's own choice
+//! (DOCKER_HOST, DOCKER_CONTEXT, the current context), as Docker defines it.
 
 use std::fmt;
 
-use super::Command;
+use anyhow::bail;
+use xshell::Shell;
+
+use super::{Command, run};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Engine {
-    /// The engine this machine's docker client talks to, as Docker defines it: DOCKER_HOST,
-    /// DOCKER_CONTEXT, the current context, else the local socket.
+    /// This machine's engine: what it publishes on 127.0.0.1 is reachable here.
     Local,
+    /// Another machine's engine.
+    Remote {
+        /// Given to every docker command as `--host` when the xtask chose the engine;
+        /// `None` when Docker's own settings name it.
+        flag: Option<SshHost>,
+        /// How the host is named: `deploy@10.201.1.2`.
+        name: String,
+        /// Where its published ports are reached: `10.201.1.2`.
+        address: String,
+    },
+}
+
+/// `ssh://[USER@]HOST[:PORT]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshHost {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl SshHost {
+    pub fn parse(text: &str) -> anyhow::Result<SshHost> {
+        let usage = "write ssh://[USER@]HOST[:PORT], e.g. ssh://deploy@203.0.113.7";
+        let Some(rest) = text.strip_prefix("ssh://") else {
+            bail!("`{text}` is not an SSH address: {usage}");
+        };
+        if rest.contains(['/', '?', '#'])
+            || rest.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            bail!("`{text}` has more than a user, a host and a port: {usage}");
+        }
+        let (user, host_port) = match rest.rsplit_once('@') {
+            Some((user, host_port)) => (Some(user), host_port),
+            None => (None, rest),
+        };
+        if user.is_some_and(|user| user.is_empty() || user.contains(':')) {
+            bail!("`{text}`: a user without a password (keys only): {usage}");
+        }
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || host_port.starts_with('[') => {
+                let port = port
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|port| *port > 0)
+                    .ok_or_else(|| anyhow::anyhow!("`{text}`: `{port}` is not a port: {usage}"))?;
+                (host, Some(port))
+            }
+            _ => (host_port, None),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.starts_with('-') {
+            bail!("`{text}` names no host: {usage}");
+        }
+        Ok(SshHost {
+            user: user.map(str::to_owned),
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        let user = self
+            .user
+            .as_deref()
+            .map(|user| format!("{user}@"))
+            .unwrap_or_default();
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let port = self.port.map(|port| format!(":{port}")).unwrap_or_default();
+        format!("ssh://{user}{host}{port}")
+    }
+
+    /// `user@host` as ssh takes it, and its options for the port.
+    pub fn ssh_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(port) = self.port {
+            args.extend(["-p".to_owned(), port.to_string()]);
+        }
+        let destination = match &self.user {
+            Some(user) => format!("{user}@{}", self.host),
+            None => self.host.clone(),
+        };
+        args.extend(["--".to_owned(), destination]);
+        args
+    }
+}
+
+impl fmt::Display for SshHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.url().trim_start_matches("ssh://"))
+    }
 }
 
 impl Engine {
+    /// `--host` if given, else the environment's `x-xtask: host`, else the engine Docker's
+    /// own settings name (asked of the client, which needs no daemon for it).
+    pub fn choose(sh: &Shell, flag: Option<&str>, setting: Option<&str>) -> anyhow::Result<Engine> {
+        if let Some(given) = flag.or(setting).filter(|given| !given.is_empty()) {
+            let host = SshHost::parse(given)?;
+            return Ok(Engine::Remote {
+                name: host.to_string(),
+                address: host.host.clone(),
+                flag: Some(host),
+            });
+        }
+        let endpoint = match std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|host| !host.is_empty())
+        {
+            Some(host) => host,
+            None => current_context_endpoint(sh).unwrap_or_default(),
+        };
+        Ok(Engine::from_endpoint(&endpoint))
+    }
+
+    /// A docker endpoint (`unix:///var/run/docker.sock`, `ssh://me@h`, `tcp://h:2376`).
+    fn from_endpoint(endpoint: &str) -> Engine {
+        let Some((scheme, rest)) = endpoint.split_once("://") else {
+            return Engine::Local;
+        };
+        if matches!(scheme, "unix" | "npipe" | "fd") {
+            return Engine::Local;
+        }
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let host_port = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        let address = match host_port.rsplit_once(':') {
+            Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+            _ => host_port,
+        };
+        if matches!(address, "localhost" | "127.0.0.1" | "[::1]") && scheme == "tcp" {
+            return Engine::Local;
+        }
+        Engine::Remote {
+            flag: None,
+            name: authority.to_owned(),
+            address: address
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        }
+    }
+
     /// `docker ARGS…` on this engine.
     pub fn docker<S: Into<String>>(&self, args: impl IntoIterator<Item = S>) -> Command {
         match self {
-            Engine::Local => Command::docker(args),
+            Engine::Remote {
+                flag: Some(host), ..
+            } => Command::docker(["--host".to_owned(), host.url()])
+                .args(args.into_iter().map(Into::into)),
+            _ => Command::docker(args),
         }
     }
+
+    pub fn is_local(&self) -> bool {
+        *self == Engine::Local
+    }
+
+    /// The SSH host the xtask reaches it through, if it chose one.
+    pub fn ssh(&self) -> Option<&SshHost> {
+        match self {
+            Engine::Remote { flag, .. } => flag.as_ref(),
+            Engine::Local => None,
+        }
+    }
+
+    /// What a step line adds: ` on deploy@10.201.1.2`, nothing here.
+    pub fn on(&self) -> String {
+        match self {
+            Engine::Local => String::new(),
+            Engine::Remote { name, .. } => format!(" on {name}"),
+        }
+    }
+
+    /// Where a port published on `host_ip` is reached from here: `None` when only the
+    /// engine's machine can reach it (bound to its loopback).
+    pub fn reach(&self, host_ip: Option<&str>, port: &str) -> Option<String> {
+        let bound = match host_ip {
+            None | Some("" | "0.0.0.0" | "::") => None,
+            Some(ip) => Some(ip),
+        };
+        match (self, bound) {
+            (Engine::Local, None) => Some(format!("127.0.0.1:{port}")),
+            (Engine::Local, Some(ip)) => Some(format!("{ip}:{port}")),
+            (Engine::Remote { address, .. }, None) => Some(format!("{address}:{port}")),
+            (Engine::Remote { .. }, Some(ip)) if ip.starts_with("127.") || ip == "::1" => None,
+            (Engine::Remote { .. }, Some(ip)) => Some(format!("{ip}:{port}")),
+        }
+    }
+}
+
+/// The Docker endpoint of the current context, unless it is the default one.
+fn current_context_endpoint(sh: &Shell) -> Option<String> {
+    if std::env::var_os("DOCKER_CONTEXT").is_none() {
+        let show = run::probe(sh, &Command::docker(["context", "show"])).ok()?;
+        let name = String::from_utf8_lossy(&show.stdout).trim().to_owned();
+        if name.is_empty() || name == "default" {
+            return None;
+        }
+    }
+    let inspect = Command::docker([
+        "context",
+        "inspect",
+        "--format",
+        "{{.Endpoints.docker.Host}}",
+    ]);
+    let output = run::probe(sh, &inspect).ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 /// How step lines and errors name it.
@@ -26,6 +237,76 @@ impl fmt::Display for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Engine::Local => f.write_str("this machine"),
+            Engine::Remote { name, .. } => f.write_str(name),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_addresses_as_people_write_them() {
+        let host = SshHost::parse("ssh://deploy@10.201.1.2:2222").unwrap();
+        assert_eq!(
+            (host.user.as_deref(), host.host.as_str(), host.port),
+            (Some("deploy"), "10.201.1.2", Some(2222))
+        );
+        assert_eq!(host.url(), "ssh://deploy@10.201.1.2:2222");
+        assert_eq!(host.to_string(), "deploy@10.201.1.2:2222");
+        assert_eq!(host.ssh_args(), ["-p", "2222", "--", "deploy@10.201.1.2"]);
+        let plain = SshHost::parse("ssh://prod.example").unwrap();
+        assert_eq!((plain.user, plain.port), (None, None));
+        assert_eq!(
+            SshHost::parse("ssh://[::1]:22").unwrap().url(),
+            "ssh://[::1]:22"
+        );
+        for bad in [
+            "prod.example",
+            "tcp://h:2376",
+            "ssh://",
+            "ssh://me:secret@h",
+            "ssh://h:port",
+            "ssh://h/var/run/docker.sock",
+            "ssh://-oProxyCommand=x",
+            "ssh://h\nx",
+        ] {
+            assert!(SshHost::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_flag_wins_then_the_setting() {
+        let sh = Shell::new().unwrap();
+        let flag = Engine::choose(&sh, Some("ssh://a@h1"), Some("ssh://b@h2")).unwrap();
+        assert_eq!(flag.to_string(), "a@h1");
+        let setting = Engine::choose(&sh, None, Some("ssh://b@h2")).unwrap();
+        assert_eq!(
+            setting.docker(["ps"]).to_string(),
+            "docker --host ssh://b@h2 ps"
+        );
+        assert_eq!(setting.on(), " on b@h2");
+    }
+
+    #[test]
+    fn dockers_own_endpoints_say_whether_ports_are_here() {
+        assert!(Engine::from_endpoint("unix:///var/run/docker.sock").is_local());
+        assert!(Engine::from_endpoint("").is_local());
+        assert!(Engine::from_endpoint("tcp://127.0.0.1:2375").is_local());
+        let ssh = Engine::from_endpoint("ssh://me@203.0.113.7:2222");
+        assert_eq!(ssh.to_string(), "me@203.0.113.7:2222");
+        // Docker's settings already name it: no --host added.
+        assert_eq!(ssh.docker(["ps"]).to_string(), "docker ps");
+        assert_eq!(ssh.reach(None, "8080").as_deref(), Some("203.0.113.7:8080"));
+        assert_eq!(ssh.reach(Some("127.0.0.1"), "8000"), None);
+        assert_eq!(
+            Engine::Local.reach(None, "8080").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            Engine::Local.reach(Some("127.0.0.1"), "8000").as_deref(),
+            Some("127.0.0.1:8000")
+        );
     }
 }

@@ -8,7 +8,8 @@ mod engine;
 pub mod preflight;
 pub mod quote;
 pub mod run;
+pub mod ship;
 
 pub use command::{Command, Secret};
-pub use engine::Engine;
+pub use engine::{Engine, SshHost};
 pub use preflight::{Needs, preflight};

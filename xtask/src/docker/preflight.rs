@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use xshell::Shell;
 
-use super::{Command, Engine, diagnosis, run};
+use super::{Command, Engine, SshHost, diagnosis, quote::shell_words, run};
 use crate::hint::Hint;
 
 /// How long `docker info` may take: a daemon that accepts the connection and never answers
 /// would otherwise hang every command.
 pub const DAEMON_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the SSH check of a host may take: the connection, then `docker version` there.
+const SSH_CONNECT_TIMEOUT_SECONDS: u32 = 10;
+const SSH_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Compose builds through buildx bake from v5 on, and refuses an older buildx from 2.40.1.
 const BUILDX_MINIMUM: Version = Version::new(0, 17, 0);
 const BAKE_ONLY_FROM: Version = Version::new(5, 0, 0);
@@ -76,6 +79,9 @@ pub fn preflight(sh: &Shell, engine: &Engine, needs: Needs) -> anyhow::Result<()
 
 /// The engine's version, within `DAEMON_ANSWER_TIMEOUT`.
 pub fn engine_answers(sh: &Shell, engine: &Engine) -> anyhow::Result<String> {
+    if let Some(host) = engine.ssh() {
+        return ssh_engine_answers(sh, host);
+    }
     let info = engine.docker(["info", "--format", "{{.ServerVersion}}"]);
     let Some(output) = run::probe_within(sh, &info, DAEMON_ANSWER_TIMEOUT)? else {
         return Err(Hint::new(
@@ -88,11 +94,55 @@ pub fn engine_answers(sh: &Shell, engine: &Engine) -> anyhow::Result<String> {
         .into());
     };
     if !output.status.success() {
-        return Err(diagnosis::daemon_problem(&String::from_utf8_lossy(
-            &output.stderr,
-        )));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if let Engine::Remote { name, .. } = engine {
+            if let Some((problem, fix)) =
+                diagnosis::ssh_problem(&stderr, name, &format!("ssh://{name}"))
+            {
+                return Err(Hint::new(problem, fix).into());
+            }
+        }
+        return Err(diagnosis::daemon_problem(&stderr));
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Through ssh itself, as Docker's `--host ssh://…` goes (the same ssh configuration,
+/// known hosts and keys), but never asking anything and naming what fails: the host, the
+/// login, the host key, docker there or its daemon.
+fn ssh_engine_answers(sh: &Shell, host: &SshHost) -> anyhow::Result<String> {
+    let remote =
+        shell_words(&["docker", "version", "--format", "{{.Server.Version}}"].map(String::from));
+    let mut args = vec![
+        "-o".to_owned(),
+        "BatchMode=yes".to_owned(),
+        "-o".to_owned(),
+        format!("ConnectTimeout={SSH_CONNECT_TIMEOUT_SECONDS}"),
+    ];
+    args.extend(host.ssh_args());
+    args.push(remote);
+    let check = Command::new("ssh", args);
+    let Some(output) = run::probe_within(sh, &check, SSH_ANSWER_TIMEOUT)? else {
+        return Err(Hint::new(
+            format!(
+                "{host} did not answer over SSH within {} s",
+                SSH_ANSWER_TIMEOUT.as_secs()
+            ),
+            "check the address, and that the host is up and sshd runs there",
+        )
+        .into());
+    };
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match diagnosis::ssh_problem(&stderr, &host.to_string(), &host.url()) {
+        Some((problem, fix)) => Err(Hint::new(problem, fix).into()),
+        None => Err(anyhow::anyhow!(
+            "`{check}` failed: {}",
+            run::last_line(&stderr).unwrap_or_else(|| output.status.to_string())
+        )),
+    }
 }
 
 /// Compose v2 or later, as `docker compose version --short` reports it.

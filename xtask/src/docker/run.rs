@@ -190,6 +190,26 @@ fn stream(sh: &Shell, command: &Command, stdout: Stdout) -> anyhow::Result<()> {
 /// xtask only, which stops the group, docker's plugin processes included), with its secret
 /// on stdin if it has one.
 fn spawn(sh: &Shell, command: &Command, stdout: Stdio, stderr: Stdio) -> anyhow::Result<Child> {
+    let stdin = if command.stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    let mut child = process(sh, command)
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| cannot_run(command))?;
+    if let (Some(secret), Some(mut pipe)) = (&command.stdin, child.stdin.take()) {
+        // A command that exits before reading it is not our failure: its status says why.
+        let _ = pipe.write_all(secret.expose().as_bytes());
+    }
+    Ok(child)
+}
+
+/// The process of `command`, its standard streams left to the caller.
+pub(super) fn process(sh: &Shell, command: &Command) -> std::process::Command {
     let mut process = std::process::Command::new(&command.program);
     process
         .args(&command.args)
@@ -200,25 +220,13 @@ fn spawn(sh: &Shell, command: &Command, stdout: Stdio, stderr: Stdio) -> anyhow:
                 .iter()
                 .map(|secret| (&secret.name, secret.expose())),
         )
-        .current_dir(sh.current_dir())
-        .stdin(if command.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(stdout)
-        .stderr(stderr);
+        .current_dir(sh.current_dir());
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut process, 0);
-    let mut child = process.spawn().with_context(|| cannot_run(command))?;
-    if let (Some(secret), Some(mut pipe)) = (&command.stdin, child.stdin.take()) {
-        // A command that exits before reading it is not our failure: its status says why.
-        let _ = pipe.write_all(secret.expose().as_bytes());
-    }
-    Ok(child)
+    process
 }
 
-fn cannot_run(command: &Command) -> String {
+pub(super) fn cannot_run(command: &Command) -> String {
     format!("cannot run `{command}`")
 }
 
@@ -235,7 +243,7 @@ fn joined(reader: Option<thread::JoinHandle<Vec<u8>>>) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-fn read_all(mut pipe: impl Read) -> Vec<u8> {
+pub(super) fn read_all(mut pipe: impl Read) -> Vec<u8> {
     let mut bytes = Vec::new();
     let _ = pipe.read_to_end(&mut bytes);
     bytes

@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde::Deserialize;
 use xshell::{Shell, cmd};
 
-use crate::stack::Stack;
+use crate::stack::{Model, Stack};
 use reference::Revision;
 
 /// What an image is built from: the app's version and the git revision.
@@ -32,7 +32,11 @@ pub struct Image {
 
 impl Image {
     pub fn from_compose(sh: &Shell) -> anyhow::Result<Image> {
-        let model = Stack::base().model(sh)?;
+        Image::from_model(&Stack::base().model(sh)?)
+    }
+
+    /// The web service's image in a merged model, without its tag.
+    pub fn from_model(model: &Model) -> anyhow::Result<Image> {
         let web_service = model.xtask.web_service.clone();
         let reference = model
             .service(&web_service)?

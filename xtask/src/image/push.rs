@@ -73,6 +73,14 @@ fn plan(
     if !built {
         steps.extend(build::plan(image, source, tags, false)?);
     }
+    steps.extend(publish(image, tags, target, login));
+    Ok(steps)
+}
+
+/// Each tag of the local image tagged for `target` and pushed there, after a login when
+/// credentials are given.
+pub fn publish(image: &Image, tags: &[String], target: &str, login: Option<Login>) -> Vec<Step> {
+    let mut steps = Vec::new();
     if let Some(login) = login {
         let mut line = vec!["login".to_owned()];
         line.extend(login.registry.clone());
@@ -102,7 +110,7 @@ fn plan(
             &format!("pushing {reference} failed"),
         ));
     }
-    Ok(steps)
+    steps
 }
 
 /// `--registry` and `--repo` (or `APP_IMAGE`) replace the parts of the local name they give.
@@ -126,7 +134,7 @@ fn strip_registry(repo: &str) -> &str {
 }
 
 /// The registry host a repository names, `None` for Docker Hub.
-fn registry_of(repo: &str) -> Option<&str> {
+pub fn registry_of(repo: &str) -> Option<&str> {
     let (first, _) = repo.split_once('/')?;
     (first.contains(['.', ':']) || first == "localhost").then_some(first)
 }

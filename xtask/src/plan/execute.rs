@@ -13,7 +13,7 @@ use xshell::Shell;
 
 use super::{Action, Content, Step, files};
 use crate::{
-    docker::{Engine, preflight, run},
+    docker::{Engine, preflight, run, ship},
     interrupt, output, wait,
 };
 
@@ -72,6 +72,7 @@ fn run_step(sh: &Shell, step: &Step) -> anyhow::Result<()> {
             mode,
             content,
         } => write(path, *mode, content),
+        Action::Ship { image, to } => ship::ship(sh, image, to),
         Action::Remove { path, reason } => std::fs::remove_file(path)
             .with_context(|| format!("remove {path}"))
             .map(|()| format!("removed {path} ({reason})")),

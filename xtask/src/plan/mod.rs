@@ -9,7 +9,7 @@ use std::{fmt, time::Duration};
 
 pub use execute::{confirm, execute};
 
-use crate::docker::{Command, quote::shell_words};
+use crate::docker::{Command, Engine, quote::shell_words};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -48,6 +48,11 @@ pub enum Action {
     Remove {
         path: String,
         reason: String,
+    },
+    /// An image sent from this machine's engine to `to`, unless it has it already.
+    Ship {
+        image: String,
+        to: Engine,
     },
 }
 
@@ -133,6 +138,12 @@ impl fmt::Display for Step {
                 }
             }
             Action::Remove { path, reason } => write!(f, "remove {path} ({reason})"),
+            Action::Ship { image, to } => write!(
+                f,
+                "{} | {}    # unless {to} has that image already",
+                Engine::Local.docker(["save", image]),
+                to.docker(["load", "--quiet"])
+            ),
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::{
 };
 
 pub fn run(sh: &Shell, args: &EnvArgs) -> anyhow::Result<()> {
-    let stack = args.stack(sh)?;
+    let (stack, _) = args.stack(sh)?;
     docker::preflight(sh, &stack.engine, Needs::CLIENT)?;
     run::print_filtered(sh, &stack.compose(&["config"]), |merged| {
         let model = Model::parse(merged)?;

@@ -3,6 +3,10 @@
 use std::time::Duration;
 
 use super::*;
+use crate::{
+    docker::Engine,
+    image::{Image, Source, reference::Revision},
+};
 
 const SETTINGS: &str = "x-xtask:
   db_service: db
@@ -34,8 +38,43 @@ fn prod() -> Model {
     )
 }
 
-fn stack(env: &str) -> Stack {
-    Stack::new(env, "travial", crate::docker::Engine::Local)
+fn release(registry: Option<&str>) -> Release {
+    let image = Image {
+        repository: "travial/app".into(),
+        web_service: "web".into(),
+    };
+    Release {
+        repository: match registry {
+            Some(registry) => format!("{registry}/travial/app"),
+            None => "travial/app".into(),
+        },
+        image,
+        tag: "0a1b2c3".into(),
+        registry: registry.map(str::to_owned),
+        source: Some(Source {
+            version: "0.1.0".into(),
+            repository_url: "https://github.com/travial/travial".into(),
+            revision: Revision {
+                short_sha: "0a1b2c3".into(),
+                dirty: false,
+                commit_time: "2026-11-24T16:00:00+00:00".into(),
+            },
+            full_sha: "0a1b2c3d4e".into(),
+        }),
+    }
+}
+
+fn stack(env: &str, engine: Engine) -> Stack {
+    release(None).applied_to(Stack::new(env, "travial", engine))
+}
+
+fn remote() -> Engine {
+    Engine::choose(
+        &xshell::Shell::new().unwrap(),
+        Some("ssh://root@10.201.1.2"),
+        None,
+    )
+    .unwrap()
 }
 
 fn lines(steps: &[Step]) -> Vec<String> {
@@ -47,15 +86,25 @@ const OPTIONS: Options = Options {
     timeout: Duration::from_secs(60),
 };
 
+const BUILD: &str = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker compose -p travial -f compose/compose.yaml \
+    build --build-arg VERSION=0.1.0 --build-arg REVISION=0a1b2c3d4e --build-arg CREATED=2026-11-24T16:00:00+00:00 \
+    --build-arg SOURCE=https://github.com/travial/travial web";
+
 #[test]
-fn dev_probes_postgres_and_web_through_their_published_ports() {
-    let steps = plan(&stack("dev"), &dev(), &OPTIONS).unwrap();
-    let compose =
-        "docker compose -p travial-dev -f compose/compose.yaml -f compose/compose.dev.yaml";
+fn dev_builds_the_revision_and_probes_through_the_published_ports() {
+    let steps = plan(
+        &stack("dev", Engine::Local),
+        &dev(),
+        &OPTIONS,
+        &release(None),
+    )
+    .unwrap();
+    let compose = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker compose -p travial-dev \
+        -f compose/compose.yaml -f compose/compose.dev.yaml";
     assert_eq!(
         lines(&steps),
         [
-            format!("{compose} build"),
+            BUILD.to_owned(),
             format!("{compose} up --detach --no-build db"),
             "cargo xtask wait postgres://127.0.0.1:5433 --timeout 60s".to_owned(),
             format!("{compose} run --rm --no-deps migrate"),
@@ -75,9 +124,15 @@ fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
         build: false,
         timeout: Duration::from_secs(90),
     };
-    let steps = plan(&stack("prod"), &prod(), &options).unwrap();
-    let compose =
-        "docker compose -p travial-prod -f compose/compose.yaml -f compose/compose.prod.yaml";
+    let steps = plan(
+        &stack("prod", Engine::Local),
+        &prod(),
+        &options,
+        &release(None),
+    )
+    .unwrap();
+    let compose = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker compose -p travial-prod \
+        -f compose/compose.yaml -f compose/compose.prod.yaml";
     assert_eq!(
         lines(&steps),
         [
@@ -92,8 +147,54 @@ fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
 }
 
 #[test]
+fn a_remote_engine_gets_the_image_over_ssh_and_is_waited_for_through_itself() {
+    let steps = plan(&stack("dev", remote()), &dev(), &OPTIONS, &release(None)).unwrap();
+    let compose = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker --host ssh://root@10.201.1.2 compose \
+        -p travial-dev -f compose/compose.yaml -f compose/compose.dev.yaml";
+    assert_eq!(
+        lines(&steps),
+        [
+            BUILD.to_owned(),
+            "docker save travial/app:0a1b2c3 | docker --host ssh://root@10.201.1.2 load --quiet    \
+             # unless root@10.201.1.2 has that image already"
+                .to_owned(),
+            format!("{compose} up --detach --no-build --wait --wait-timeout 60 db"),
+            format!("{compose} run --rm --no-deps migrate"),
+            format!("{compose} up --detach --no-build --no-deps --force-recreate --wait --wait-timeout 60 web"),
+        ]
+    );
+    assert_eq!(steps[2].done, "db ready on root@10.201.1.2");
+}
+
+#[test]
+fn with_a_registry_the_image_is_pushed_here_and_pulled_there() {
+    let release = release(Some("127.0.0.1:5000"));
+    let steps = plan(
+        &release.applied_to(Stack::new("prod", "travial", remote())),
+        &prod(),
+        &OPTIONS,
+        &release,
+    )
+    .unwrap();
+    let lines = lines(&steps);
+    assert_eq!(
+        lines[1..4],
+        [
+            "docker tag travial/app:0a1b2c3 127.0.0.1:5000/travial/app:0a1b2c3",
+            "docker push --quiet 127.0.0.1:5000/travial/app:0a1b2c3",
+            "docker --host ssh://root@10.201.1.2 pull --quiet 127.0.0.1:5000/travial/app:0a1b2c3",
+        ]
+    );
+    assert!(
+        lines[4].starts_with("APP_IMAGE=127.0.0.1:5000/travial/app APP_TAG=0a1b2c3 docker --host"),
+        "{}",
+        lines[4]
+    );
+}
+
+#[test]
 fn down_keeps_the_data_unless_asked() {
-    let stack = stack("dev");
+    let stack = stack("dev", Engine::Local);
     let keep = super::super::down::step(&stack, false).to_string();
     assert!(keep.ends_with("down --remove-orphans"), "{keep}");
     let remove = super::super::down::step(&stack, true).to_string();
@@ -106,7 +207,7 @@ fn down_keeps_the_data_unless_asked() {
 #[test]
 fn no_step_of_a_deploy_removes_volumes() {
     for merged in [dev(), prod()] {
-        let steps = plan(&stack("dev"), &merged, &OPTIONS).unwrap();
+        let steps = plan(&stack("dev", remote()), &merged, &OPTIONS, &release(None)).unwrap();
         assert!(
             lines(&steps)
                 .iter()

@@ -11,7 +11,7 @@ use crate::{
 };
 
 pub fn run(sh: &Shell, args: &DownArgs) -> anyhow::Result<()> {
-    let stack = args.env.stack(sh)?;
+    let (stack, _) = args.env.stack(sh)?;
     docker::preflight(sh, &stack.engine, Needs::acting(args.dry_run, false))?;
     let steps = [step(&stack, args.volumes)];
     if args.dry_run {

@@ -8,7 +8,7 @@ use crate::{
 };
 
 pub fn run(sh: &Shell, args: &LogsArgs) -> anyhow::Result<()> {
-    let stack = args.env.stack(sh)?;
+    let (stack, _) = args.env.stack(sh)?;
     let mut line = vec!["logs"];
     line.extend(args.follow.then_some("--follow"));
     line.extend(args.service.as_deref());

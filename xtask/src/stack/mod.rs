@@ -9,6 +9,7 @@ mod environments;
 pub mod logs;
 pub mod migrate;
 mod model;
+pub mod release;
 pub mod secrets;
 pub mod status;
 
@@ -43,6 +44,8 @@ pub struct Stack {
     pub engine: Engine,
     /// What the commands that create containers give Compose for its `secrets:`.
     pub secrets: Vec<Secret>,
+    /// Variables every compose command is given, printed with it: the image to run.
+    pub vars: Vec<(String, String)>,
 }
 
 impl Stack {
@@ -64,6 +67,7 @@ impl Stack {
             files: vec![dir.join(BASE_FILE), dir.join(format!("compose.{env}.yaml"))],
             engine,
             secrets: Vec::new(),
+            vars: Vec::new(),
         }
     }
 
@@ -75,6 +79,7 @@ impl Stack {
             files: vec![Path::new(COMPOSE_DIR).join(BASE_FILE)],
             engine: Engine::Local,
             secrets: Vec::new(),
+            vars: Vec::new(),
         }
     }
 
@@ -86,7 +91,20 @@ impl Stack {
             line.push(file.display().to_string());
         }
         line.extend(args.iter().map(|arg| (*arg).to_owned()));
-        self.engine.docker(line)
+        self.vars
+            .iter()
+            .fold(self.engine.docker(line), |command, (name, value)| {
+                command.env(name, value)
+            })
+    }
+
+    /// The stack running `reference` (`REPOSITORY:TAG`) as its app image.
+    pub fn running(mut self, repository: &str, tag: &str) -> Stack {
+        self.vars = vec![
+            ("APP_IMAGE".to_owned(), repository.to_owned()),
+            ("APP_TAG".to_owned(), tag.to_owned()),
+        ];
+        self
     }
 
     /// The same line with the stack's secrets in its environment: for the commands that

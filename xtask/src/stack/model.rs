@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::docker::Engine;
+
 /// What the xtask reads of `docker compose config`: the merged, interpolated model.
 #[derive(Debug, Deserialize)]
 pub struct Model {
@@ -28,6 +30,14 @@ pub struct Settings {
     /// Values for secrets an environment does not give: dev's override only.
     #[serde(default)]
     pub secret_defaults: BTreeMap<String, String>,
+    /// The engine the environment goes to unless `--host` says otherwise:
+    /// `ssh://[USER@]HOST[:PORT]`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// A registry the image goes through (pushed here, pulled there) instead of being sent
+    /// over SSH, unless `--registry` says otherwise.
+    #[serde(default)]
+    pub registry: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
@@ -74,20 +84,28 @@ impl Model {
             .with_context(|| format!("compose.yaml has no service `{name}` (named in x-xtask)"))
     }
 
-    /// Where the host reaches a service's first published port, if it publishes one.
-    pub fn published_address(&self, service: &str) -> anyhow::Result<Option<String>> {
+    /// A service's first published port, if it publishes one: the address it is bound to
+    /// on the engine's machine (none: every address) and the port.
+    pub fn published(&self, service: &str) -> anyhow::Result<Option<(Option<&str>, &str)>> {
         let Some(port) = self.service(service)?.ports.first() else {
             return Ok(None);
         };
-        let Some(published) = port.published.as_deref() else {
-            return Ok(None);
-        };
-        // A port bound to every address is reached through loopback.
-        let host = match port.host_ip.as_deref() {
-            None | Some("" | "0.0.0.0" | "::") => "127.0.0.1",
-            Some(ip) => ip,
-        };
-        Ok(Some(format!("{host}:{published}")))
+        Ok(port
+            .published
+            .as_deref()
+            .map(|published| (port.host_ip.as_deref(), published)))
+    }
+
+    /// Where this machine reaches a service's first published port on `engine`, if it
+    /// publishes one and it can be reached from here.
+    pub fn published_address(
+        &self,
+        service: &str,
+        engine: &Engine,
+    ) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .published(service)?
+            .and_then(|(host_ip, port)| engine.reach(host_ip, port)))
     }
 }
 
@@ -124,15 +142,24 @@ x-xtask:
     fn published_addresses_come_from_the_merged_model() {
         let merged = Model::parse(MERGED).unwrap();
         assert_eq!(
-            merged.published_address("db").unwrap().as_deref(),
+            merged
+                .published_address("db", &Engine::Local)
+                .unwrap()
+                .as_deref(),
             Some("127.0.0.1:55432")
         );
         assert_eq!(
-            merged.published_address("web").unwrap().as_deref(),
+            merged
+                .published_address("web", &Engine::Local)
+                .unwrap()
+                .as_deref(),
             Some("127.0.0.1:8080")
         );
-        assert_eq!(merged.published_address("worker").unwrap(), None);
-        assert!(merged.published_address("cache").is_err());
+        assert_eq!(
+            merged.published_address("worker", &Engine::Local).unwrap(),
+            None
+        );
+        assert!(merged.published_address("cache", &Engine::Local).is_err());
         assert_eq!(merged.xtask.migrate_service, "migrate");
     }
 }

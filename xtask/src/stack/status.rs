@@ -34,7 +34,7 @@ pub struct Port {
 }
 
 pub fn run(sh: &Shell, args: &StatusArgs) -> anyhow::Result<()> {
-    let stack = args.env.stack(sh)?;
+    let (stack, _) = args.env.stack(sh)?;
     docker::preflight(sh, &stack.engine, Needs::ENGINE)?;
     if !args.json {
         return run::print(sh, &stack.compose(&["ps", "--all"]));

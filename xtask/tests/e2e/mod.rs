@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod hosts;
+
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},

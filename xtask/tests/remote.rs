@@ -1,0 +1,144 @@
+//! Deploying to another host over SSH (issue: remote host), on a real separate engine in a
+//! network namespace of its own, reached over real SSH, which starts without the app
+//! image: the first deploy sends it, a redeploy sends nothing, the data survives, status,
+//! logs and down work there, nothing runs on this machine's engine, and a changed host key
+//! is refused.
+
+mod e2e;
+
+use e2e::{Sandbox, assert_success, exclusive, hosts::Hosts, http, stderr};
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_remote_host_from_a_first_deploy_to_down() {
+    let _one_at_a_time = exclusive();
+    let hosts = Hosts::start(&[11]);
+    let host = &hosts.hosts[0];
+    let mut sandbox = Sandbox::new("remote");
+    sandbox.set("PATH", &hosts.path());
+    sandbox.set("POSTGRES_PASSWORD", "remote-owner-secret");
+    sandbox.set("APP_DB_PASSWORD", "remote-app-secret");
+    hosts.load(sandbox.var("POSTGRES_IMAGE"));
+    let url = host.url();
+    let on = format!("on root@{}", host.address);
+    let web = format!("http://{}:{}", host.address, sandbox.var("WEB_PORT"));
+
+    // The first deploy sends the image, and the app answers there.
+    let first = sandbox.xtask(&["deploy", "prod", "--host", &url, "--no-build"]);
+    assert_success(&first, "the first remote deploy");
+    let log = stderr(&first);
+    let sent = format!("✓ sent travial-e2e/app:test to root@{} (", host.address);
+    assert!(log.contains(&sent), "{log}");
+    for step in [
+        format!("✓ db ready {on}"),
+        format!("✓ migrations applied {on}"),
+        format!("✓ web healthy {on}"),
+    ] {
+        assert!(log.contains(&step), "no `{step}` in:\n{log}");
+    }
+    assert!(
+        stdout(&first).contains(&format!("prod is up {on}: {web}/")),
+        "{}",
+        stdout(&first)
+    );
+    let player = r#"{"name":"ann","city":"Rome","birthdate":"1990-05-17"}"#;
+    let (status, body) = http("POST", &format!("{web}/api/players"), Some(player)).unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        sandbox.resources("prod"),
+        Vec::<String>::new(),
+        "something runs on this machine's engine"
+    );
+
+    // A redeploy of the same image sends nothing; the data is still there.
+    let again = sandbox.xtask(&["deploy", "prod", "--host", &url, "--no-build"]);
+    assert_success(&again, "the redeploy");
+    let already = format!(
+        "✓ root@{} has travial-e2e/app:test already (0 bytes sent)",
+        host.address
+    );
+    assert!(stderr(&again).contains(&already), "{}", stderr(&again));
+    assert_eq!(
+        http("GET", &format!("{web}/api/players/ann"), None)
+            .unwrap()
+            .0,
+        200
+    );
+
+    // Status and logs, there.
+    let status = sandbox.xtask(&["status", "prod", "--host", &url, "--json"]);
+    assert_success(&status, "status");
+    let containers: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let running: Vec<&str> = containers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|container| container["state"] == "running")
+        .map(|container| container["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(running, ["db", "web"]);
+    let logs = sandbox.xtask(&["logs", "prod", "web", "--host", &url]);
+    assert_success(&logs, "logs");
+    assert!(stdout(&logs).contains("listening on"), "{}", stdout(&logs));
+
+    // A changed host key is refused, never accepted silently.
+    let impostor = host.host_key().with_file_name("impostor_key");
+    std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            impostor.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    host.start_sshd(&impostor);
+    let refused = sandbox.xtask(&["status", "prod", "--host", &url]);
+    assert_eq!(refused.status.code(), Some(1));
+    let log = stderr(&refused);
+    assert!(
+        log.starts_with(&format!(
+            "error: the SSH host key of root@{} has changed",
+            host.address
+        )),
+        "{log}"
+    );
+    assert!(log.contains("hint: if root@"), "{log}");
+    host.start_sshd(&host.host_key());
+
+    // Down keeps the data there; down --volumes removes it.
+    assert_success(&sandbox.xtask(&["down", "prod", "--host", &url]), "down");
+    let left = host.docker(&["ps", "--all", "--quiet"]);
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "containers left after down"
+    );
+    assert_success(
+        &sandbox.xtask(&["deploy", "prod", "--host", &url, "--no-build"]),
+        "deploy after down",
+    );
+    assert_eq!(
+        http("GET", &format!("{web}/api/players/ann"), None)
+            .unwrap()
+            .0,
+        200,
+        "down lost the data"
+    );
+    assert_success(
+        &sandbox.xtask(&["down", "prod", "--host", &url, "--volumes"]),
+        "down --volumes",
+    );
+    let volumes = host.docker(&["volume", "ls", "--quiet"]);
+    assert_eq!(
+        String::from_utf8_lossy(&volumes.stdout).trim(),
+        "",
+        "volumes left after down --volumes"
+    );
+}
