@@ -1,9 +1,12 @@
 //! `cargo xtask install-docker` end to end, as a new user would run it: the built xtask,
 //! mounted read-only into fresh containers of the Debian 12 stand-in that `.ci/docker`
-//! builds. Never on this machine itself. Without Docker or the image the tests fail, saying
+//! builds, or run here against such a container over SSH (`--host`). Never on this
+//! machine itself. Without Docker or the image the tests fail, saying
 //! what to run; they do not skip.
 
-use std::process::{Command, Output};
+mod e2e;
+
+use std::process::{Command, Output, Stdio};
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const IMAGE: &str = "travial-ci/debian:bookworm";
@@ -290,4 +293,198 @@ fn a_mirror_signed_with_another_key_is_refused_unless_its_fingerprint_is_given()
 
     let second = container.changes_nothing(&command, true);
     assert_contains(&second, "nothing to change");
+}
+
+/// A fresh Debian server reached over SSH: sshd in a container of the stand-in, a user
+/// `deploy` with sudo that asks no password, a host key made here (so that the test's
+/// known_hosts knows it), the test's client key let in for root and deploy.
+struct Server {
+    name: String,
+    port: u16,
+    _keys: tempdir::Dir,
+}
+
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+const SERVER_IMAGE: &str = "travial-e2e/debian-sshd:test";
+
+impl Server {
+    fn start(client: &e2e::hosts::SshClient) -> Server {
+        let dockerfile = format!(
+            "FROM {IMAGE}\n\
+             RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server sudo \\\n\
+              && rm -rf /var/lib/apt/lists/* && mkdir -p /run/sshd \\\n\
+              && useradd -m -s /bin/bash deploy && echo 'deploy ALL=(ALL) NOPASSWD: ALL' >/etc/sudoers.d/deploy\n"
+        );
+        let mut build = Command::new("docker")
+            .args(["build", "--quiet", "--tag", SERVER_IMAGE, "-"])
+            .env("DOCKER_BUILDKIT", "0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut build.stdin.take().unwrap(), dockerfile.as_bytes()).unwrap();
+        let built = build.wait_with_output().unwrap();
+        assert!(
+            built.status.success(),
+            "building the sshd image failed: {}",
+            text(&built)
+        );
+
+        let keys = tempdir::Dir(
+            std::env::temp_dir().join(format!("travial-install-remote-{}", std::process::id())),
+        );
+        std::fs::create_dir_all(&keys.0).unwrap();
+        let host_key = keys.0.join("ssh_host_ed25519_key");
+        e2e::hosts::keygen(&host_key);
+        std::fs::copy(client.public_key(), keys.0.join("authorized_keys")).unwrap();
+        let port = e2e::free_port();
+        let name = format!("travial-install-remote-{}", std::process::id());
+        let _ = docker(&["rm", "-f", &name]);
+        let script = "install -m 700 -d /root/.ssh /home/deploy/.ssh \
+            && install -m 600 /keys/authorized_keys /root/.ssh/authorized_keys \
+            && install -m 600 -o deploy /keys/authorized_keys /home/deploy/.ssh/authorized_keys \
+            && chown deploy /home/deploy/.ssh \
+            && install -m 600 /keys/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key \
+            && exec timeout 900 /usr/sbin/sshd -D -e -h /etc/ssh/ssh_host_ed25519_key";
+        let started = docker(&[
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            &name,
+            "-p",
+            &format!("127.0.0.1:{port}:22"),
+            "-v",
+            &format!("{}:/keys:ro", keys.0.display()),
+            SERVER_IMAGE,
+            "sh",
+            "-c",
+            script,
+        ]);
+        assert!(
+            started.status.success(),
+            "the server did not start: {}",
+            text(&started)
+        );
+        client.trust(
+            &format!("[127.0.0.1]:{port}"),
+            &host_key.with_extension("pub"),
+        );
+        let server = Server {
+            name,
+            port,
+            _keys: keys,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !server.exec("true").status.success()
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        {
+            assert!(std::time::Instant::now() < deadline, "sshd did not start");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        server
+    }
+
+    fn exec(&self, script: &str) -> Output {
+        docker(&["exec", &self.name, "bash", "-c", script])
+    }
+
+    fn url(&self, user: &str) -> String {
+        format!("ssh://{user}@127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.name]);
+    }
+}
+
+#[test]
+fn over_ssh_a_fresh_server_is_prepared_through_sudo_and_then_changes_nothing() {
+    let client = e2e::hosts::SshClient::new(&format!("install-remote-{}", std::process::id()));
+    let server = Server::start(&client);
+    let xtask = |args: &[&str]| {
+        Command::new(XTASK)
+            .args(["install-docker", "--source", "distro", "--host"])
+            .args(args)
+            .env("PATH", client.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+
+    let dry_run = xtask(&[&server.url("root"), "--dry-run"]);
+    let plan = text(&dry_run);
+    assert!(dry_run.status.success(), "{plan}");
+    assert_contains(
+        &plan,
+        &format!(
+            "# install-docker: root@127.0.0.1:{}: Debian GNU/Linux 12",
+            server.port
+        ),
+    );
+    assert_contains(
+        &plan,
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io\n",
+    );
+    assert_contains(
+        &plan,
+        "running as root without sudo: no user is added to the docker group",
+    );
+    assert!(
+        !text(&server.exec("dpkg-query -W docker.io")).contains("docker.io\t2"),
+        "the dry run installed something"
+    );
+
+    // As a user with sudo: the steps run through sudo there, and that user joins the group.
+    let first = xtask(&[&server.url("deploy"), "--yes"]);
+    let log = text(&first);
+    assert!(first.status.success(), "{log}");
+    assert_contains(
+        &log,
+        "'sudo --non-interactive -- env DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io'",
+    );
+    assert_contains(
+        &log,
+        &format!(
+            "✓ the docker client runs on deploy@127.0.0.1:{}",
+            server.port
+        ),
+    );
+    assert_contains(&log, "deploy is now in the docker group");
+    assert_contains(
+        &text(&server.exec("dpkg-query -W -f '${Status}' docker.io")),
+        "install ok installed",
+    );
+    assert_contains(&text(&server.exec("id -nG deploy")), "docker");
+
+    let second = xtask(&[&server.url("deploy"), "--yes"]);
+    let log = text(&second);
+    assert!(second.status.success(), "{log}");
+    assert_contains(&log, "nothing to change");
+    assert!(!log.contains("$ ssh"), "the second run ran a step:\n{log}");
+
+    // A login that is refused is named, with its fix.
+    let refused = xtask(&[
+        &format!("ssh://nobody@127.0.0.1:{}", server.port),
+        "--dry-run",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_contains(
+        &text(&refused),
+        &format!(
+            "error: nobody@127.0.0.1:{} refused the SSH login of nobody",
+            server.port
+        ),
+    );
 }

@@ -4,42 +4,13 @@
 mod e2e;
 
 use std::{
-    path::PathBuf,
     process::{Command, Output, Stdio},
     sync::atomic::{AtomicBool, Ordering},
     thread,
     time::Duration,
 };
 
-use e2e::{Sandbox, assert_success, exclusive, http, setting, stderr};
-
-/// A docker client configuration of the test's own, so that `docker login` never touches
-/// the user's credentials; with the user's CLI plugins (a Compose installed by hand in
-/// ~/.docker/cli-plugins, as Docker's docs do it, would be hidden otherwise).
-struct DockerConfig(PathBuf);
-
-impl DockerConfig {
-    fn new(name: &str) -> DockerConfig {
-        let dir =
-            std::env::temp_dir().join(format!("travial-e2e-docker-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let users = std::env::var_os("DOCKER_CONFIG")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker")));
-        if let Some(plugins) = users.map(|config| config.join("cli-plugins")) {
-            if plugins.is_dir() {
-                std::os::unix::fs::symlink(&plugins, dir.join("cli-plugins")).unwrap();
-            }
-        }
-        DockerConfig(dir)
-    }
-}
-
-impl Drop for DockerConfig {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use e2e::{DockerConfig, Sandbox, assert_success, exclusive, http, setting, stderr};
 
 fn registry_password() -> String {
     let file = setting("TEST_REGISTRY_PASSWORD_FILE");

@@ -142,3 +142,59 @@ fn a_remote_host_from_a_first_deploy_to_down() {
         "volumes left after down --volumes"
     );
 }
+
+#[test]
+fn through_a_registry_the_host_pulls_what_was_pushed_here() {
+    let _one_at_a_time = exclusive();
+    let mut hosts = Hosts::start(&[12]);
+    let registry = e2e::setting("TEST_REGISTRY");
+    let port: u16 = registry.rsplit(':').next().unwrap().parse().unwrap();
+    hosts.hosts[0].forward(port);
+    let host = &hosts.hosts[0];
+    let mut sandbox = Sandbox::new("remote-registry");
+    hosts.load(sandbox.var("POSTGRES_IMAGE"));
+    let config = e2e::DockerConfig::new("remote-registry");
+    let password = std::fs::read_to_string(e2e::setting("TEST_REGISTRY_PASSWORD_FILE")).unwrap();
+    for (name, value) in [
+        ("PATH", hosts.path()),
+        ("DOCKER_CONFIG", config.path()),
+        ("DOCKER_USERNAME", e2e::setting("TEST_REGISTRY_USER")),
+        ("DOCKER_PASSWORD", password.trim().to_owned()),
+        ("POSTGRES_PASSWORD", "registry-owner-secret".to_owned()),
+        ("APP_DB_PASSWORD", "registry-app-secret".to_owned()),
+    ] {
+        sandbox.set(name, &value);
+    }
+
+    let deploy = sandbox.xtask(&[
+        "deploy",
+        "prod",
+        "--host",
+        &host.url(),
+        "--registry",
+        &registry,
+        "--no-build",
+    ]);
+    assert_success(&deploy, "deploy through the registry");
+    let log = stderr(&deploy);
+    let reference = format!("{registry}/travial-e2e/app:test");
+    assert!(log.contains(&format!("✓ pushed {reference}")), "{log}");
+    assert!(
+        log.contains(&format!("✓ pulled {reference} on root@{}", host.address)),
+        "{log}"
+    );
+    assert!(
+        !log.contains("✓ sent"),
+        "the image went over SSH too:\n{log}"
+    );
+    let running = host.docker(&[
+        "ps",
+        "--filter",
+        "label=com.docker.compose.service=web",
+        "--format",
+        "{{.Image}}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), reference);
+    let web = format!("http://{}:{}/readyz", host.address, sandbox.var("WEB_PORT"));
+    assert_eq!(http("GET", &web, None).unwrap().0, 200);
+}

@@ -43,6 +43,10 @@ pub struct InstallDockerArgs {
     /// Add no user to the docker group
     #[arg(long, conflicts_with = "user")]
     pub no_group: bool,
+    /// Prepare this server over SSH instead of this machine (as root, or through sudo when
+    /// the login is another user, who then joins the docker group)
+    #[arg(long, value_name = "ssh://[USER@]HOST[:PORT]")]
+    pub host: Option<String>,
     /// Print every file and command without touching anything
     #[arg(long)]
     pub dry_run: bool,

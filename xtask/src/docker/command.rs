@@ -16,8 +16,25 @@ pub struct Command {
     /// Set in the command's environment but never printed: the values Compose copies into
     /// its `secrets:`.
     pub secret_env: Vec<Secret>,
-    /// Written to the command's standard input, never printed: `docker login --password-stdin`.
-    pub stdin: Option<Secret>,
+    /// Written to the command's standard input, never printed.
+    pub stdin: Option<Stdin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stdin {
+    /// `docker login --password-stdin`.
+    Secret(Secret),
+    /// A file's content, where the command writes it (`install /dev/stdin PATH` over SSH).
+    Content { what: String, bytes: Vec<u8> },
+}
+
+impl Stdin {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Stdin::Secret(secret) => secret.expose().as_bytes(),
+            Stdin::Content { bytes, .. } => bytes,
+        }
+    }
 }
 
 /// A value that must never be printed: its `Debug` and the command line show its name only.
@@ -81,7 +98,16 @@ impl Command {
     }
 
     pub fn stdin(mut self, secret: Secret) -> Command {
-        self.stdin = Some(secret);
+        self.stdin = Some(Stdin::Secret(secret));
+        self
+    }
+
+    /// `bytes` on the command's stdin, named `what` in its printed line.
+    pub fn stdin_content(mut self, what: &str, bytes: Vec<u8>) -> Command {
+        self.stdin = Some(Stdin::Content {
+            what: what.to_owned(),
+            bytes,
+        });
         self
     }
 }
@@ -97,8 +123,10 @@ impl fmt::Display for Command {
         if !self.args.is_empty() {
             write!(f, " {}", shell_words(&self.args))?;
         }
-        if let Some(secret) = &self.stdin {
-            write!(f, "  # password from ${}", secret.name)?;
+        match &self.stdin {
+            Some(Stdin::Secret(secret)) => write!(f, "  # password from ${}", secret.name)?,
+            Some(Stdin::Content { what, .. }) => write!(f, "  # {what} on stdin")?,
+            None => {}
         }
         if !self.secret_env.is_empty() {
             let names: Vec<&str> = self.secret_env.iter().map(|s| s.name.as_str()).collect();

@@ -201,9 +201,13 @@ fn spawn(sh: &Shell, command: &Command, stdout: Stdio, stderr: Stdio) -> anyhow:
         .stderr(stderr)
         .spawn()
         .with_context(|| cannot_run(command))?;
-    if let (Some(secret), Some(mut pipe)) = (&command.stdin, child.stdin.take()) {
-        // A command that exits before reading it is not our failure: its status says why.
-        let _ = pipe.write_all(secret.expose().as_bytes());
+    if let (Some(stdin), Some(mut pipe)) = (&command.stdin, child.stdin.take()) {
+        // From a thread of its own: a command may write much before it reads. One that exits
+        // before reading it all is not our failure: its status says why.
+        let bytes = stdin.bytes().to_vec();
+        thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
     }
     Ok(child)
 }

@@ -7,6 +7,7 @@ use xshell::Shell;
 
 use super::{
     apt_key,
+    machine::Machine,
     steps::{Key, Plan},
 };
 use crate::{
@@ -14,11 +15,11 @@ use crate::{
     plan::{self, Action, Content},
 };
 
-pub fn execute(sh: &Shell, plan: &Plan, yes: bool) -> anyhow::Result<()> {
+pub fn execute(sh: &Shell, machine: &Machine, plan: &Plan, yes: bool) -> anyhow::Result<()> {
     plan::confirm(&plan.steps, yes)?;
     let mut steps = plan.steps.clone();
     for key in &plan.keys {
-        let bytes = fetch_key(key)?;
+        let bytes = fetch_key(sh, machine, key)?;
         for step in &mut steps {
             if let Action::Write { path, content, .. } = &mut step.action {
                 if *path == key.path {
@@ -27,20 +28,32 @@ pub fn execute(sh: &Shell, plan: &Plan, yes: bool) -> anyhow::Result<()> {
             }
         }
     }
-    plan::execute(sh, &steps)?;
-    plan::execute(sh, &plan.checks)?;
+    let on_machine = |steps: &[plan::Step]| -> Vec<plan::Step> {
+        steps.iter().map(|step| machine.step(step)).collect()
+    };
+    plan::execute(sh, &on_machine(&steps))?;
+    plan::execute(sh, &on_machine(&plan.checks))?;
     for line in &plan.afterwards {
         eprintln!("{line}");
     }
     Ok(())
 }
 
-/// The key, fetched and checked; a mismatch stops everything before any step.
-fn fetch_key(key: &Key) -> anyhow::Result<Vec<u8>> {
+/// The key, fetched and checked; a mismatch stops everything before any step. A `file://`
+/// key is the machine's own file, like the mirror it signs.
+fn fetch_key(sh: &Shell, machine: &Machine, key: &Key) -> anyhow::Result<Vec<u8>> {
     let Key {
         url, fingerprint, ..
     } = key;
-    let text = apt_key::fetch(url).context("nothing was changed")?;
+    let text = match url.strip_prefix("file://") {
+        Some(path) if !machine.is_here() => machine
+            .read_file(sh, path)?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .with_context(|| {
+                format!("there is no key at {url} on {machine}: nothing was changed")
+            })?,
+        _ => apt_key::fetch(url).context("nothing was changed")?,
+    };
     if let Err(refusal) = apt_key::verify(&text, *fingerprint) {
         bail!(
             "refusing the key at {url}: {refusal:#}; nothing was changed (a mirror that re-signs \
@@ -75,7 +88,10 @@ mod tests {
             fingerprint: DOCKER,
         });
         let sh = Shell::new().unwrap();
-        let err = format!("{:#}", execute(&sh, &plan, true).unwrap_err());
+        let err = format!(
+            "{:#}",
+            execute(&sh, &Machine::Here, &plan, true).unwrap_err()
+        );
         assert!(
             err.starts_with(&format!(
                 "refusing the key at {other}: its fingerprint is 7C90 E34C"

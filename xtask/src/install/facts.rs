@@ -6,16 +6,17 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, bail};
-use xshell::{Shell, cmd};
+use anyhow::bail;
+use xshell::Shell;
 
 use super::{
     apt_source::{KEYRING, SOURCES, SOURCES_DIR, SOURCES_LIST},
     group::{self, GroupTarget},
+    machine::Machine,
     os_release::OsRelease,
     plan,
 };
-use crate::docker::{self, Engine, run};
+use crate::docker::{self, Command, Engine, run};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
@@ -56,101 +57,128 @@ pub struct Asked<'a> {
     pub no_group: bool,
 }
 
-pub fn gather(sh: &Shell, asked: &Asked) -> anyhow::Result<Facts> {
-    let os = read_os_release()?;
-    let root = is_root(sh);
-    let me = cmd!(sh, "id -un").quiet().read().unwrap_or_default();
-    let sudo_user = std::env::var("SUDO_USER").ok();
+pub fn gather(sh: &Shell, machine: &Machine, asked: &Asked) -> anyhow::Result<Facts> {
+    let os = read_os_release(sh, machine)?;
+    let root = is_root(sh, machine)?;
+    let me = machine
+        .read_command(sh, &Command::new("id", ["-un"]), false)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let sudo_user = machine.env("SUDO_USER");
     let group_target = group::target(asked.user, asked.no_group, sudo_user.as_deref(), root, &me);
     if let GroupTarget::User(user) = &group_target {
-        if !succeeds(cmd!(sh, "id -u {user}")) {
+        if !machine.succeeds(sh, &Command::new("id", ["-u", user]))? {
             bail!(
-                "there is no user `{user}` here: create it first (`sudo useradd -m {user}`) or pass another --user"
+                "there is no user `{user}` on {machine}: create it first (`sudo useradd -m {user}`) or pass another --user"
             );
         }
     }
-    let group_name = group::GROUP;
-    let docker_group = cmd!(sh, "getent group {group_name}")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .ok()
-        .map(|line| group::members(&line));
-    let init = detect_init();
-    let daemon_answers = daemon_answers(sh);
+    let docker_group =
+        machine.output(sh, &Command::new("getent", ["group", group::GROUP]), false)?;
+    let docker_group = docker_group
+        .status
+        .success()
+        .then(|| group::members(&String::from_utf8_lossy(&docker_group.stdout)));
+    let init = detect_init(sh, machine)?;
+    let daemon_answers = daemon_answers(sh, machine)?;
     let daemon_enabled = init == Init::Systemd
-        && cmd!(sh, "systemctl is-enabled docker")
-            .quiet()
-            .ignore_status()
-            .ignore_stderr()
-            .read()
-            .is_ok_and(|state| state.trim() == "enabled");
+        && machine
+            .output(
+                sh,
+                &Command::new("systemctl", ["is-enabled", "docker"]),
+                false,
+            )
+            .is_ok_and(|state| String::from_utf8_lossy(&state.stdout).trim() == "enabled");
+    let mut files = BTreeMap::new();
+    for path in [KEYRING, SOURCES] {
+        if let Some(content) = machine.read_file(sh, path)? {
+            files.insert(path.to_owned(), content);
+        }
+    }
     Ok(Facts {
         os,
-        arch: architecture(sh),
-        installed: installed(sh, &plan::packages_of_interest()),
-        files: [KEYRING, SOURCES]
-            .into_iter()
-            .filter_map(|path| Some((path.to_owned(), std::fs::read(path).ok()?)))
-            .collect(),
-        apt_sources: apt_sources(),
+        arch: architecture(sh, machine),
+        installed: installed(sh, machine, &plan::packages_of_interest())?,
+        files,
+        apt_sources: apt_sources(sh, machine)?,
         docker_group,
         group_target,
         init,
         daemon_answers,
         daemon_enabled,
-        docker_works: daemon_answers
-            && docker::preflight(sh, &Engine::Local, docker::Needs::ENGINE).is_ok(),
+        docker_works: daemon_answers && docker_works(sh, machine)?,
     })
 }
 
 /// A daemon that refuses this user (not in the docker group yet) still runs.
-fn daemon_answers(sh: &Shell) -> bool {
-    let info = Engine::Local.docker(["info", "--format", "{{.ServerVersion}}"]);
-    let answer = run::probe_within(sh, &info, docker::preflight::DAEMON_ANSWER_TIMEOUT);
-    matches!(answer, Ok(Some(info)) if info.status.success()
-        || String::from_utf8_lossy(&info.stderr).contains("permission denied"))
+fn daemon_answers(sh: &Shell, machine: &Machine) -> anyhow::Result<bool> {
+    let info = machine.command(
+        &Command::docker(["info", "--format", "{{.ServerVersion}}"]),
+        false,
+    );
+    let answer = run::probe_within(sh, &info, docker::preflight::DAEMON_ANSWER_TIMEOUT)?;
+    Ok(matches!(answer, Some(info) if info.status.success()
+        || String::from_utf8_lossy(&info.stderr).contains("permission denied")))
 }
 
-fn succeeds(command: xshell::Cmd<'_>) -> bool {
-    command
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_ok()
+/// What the other xtask commands need: docker, Compose v2 or later and a daemon that
+/// answers (here, the xtask's own preflight).
+fn docker_works(sh: &Shell, machine: &Machine) -> anyhow::Result<bool> {
+    if machine.is_here() {
+        return Ok(docker::preflight(sh, &Engine::Local, docker::Needs::ENGINE).is_ok());
+    }
+    let compose = machine.output(
+        sh,
+        &Command::docker(["compose", "version", "--short"]),
+        true,
+    )?;
+    let info = machine.output(sh, &Command::docker(["info"]), true)?;
+    let compose_version =
+        docker::preflight::Version::parse(&String::from_utf8_lossy(&compose.stdout));
+    Ok(compose.status.success()
+        && info.status.success()
+        && compose_version
+            .is_none_or(|version| version >= docker::preflight::Version::new(2, 0, 0)))
 }
 
-fn read_os_release() -> anyhow::Result<OsRelease> {
-    ["/etc/os-release", "/usr/lib/os-release"]
-        .iter()
-        .find_map(|path| std::fs::read_to_string(path).ok())
-        .map(|text| OsRelease::parse(&text))
-        .context("cannot read /etc/os-release: install-docker knows only Linux distributions that have one (Ubuntu, Debian)")
+fn read_os_release(sh: &Shell, machine: &Machine) -> anyhow::Result<OsRelease> {
+    for path in ["/etc/os-release", "/usr/lib/os-release"] {
+        if let Some(text) = machine.read_file(sh, path)? {
+            return Ok(OsRelease::parse(&String::from_utf8_lossy(&text)));
+        }
+    }
+    bail!(
+        "cannot read /etc/os-release on {machine}: install-docker knows only Linux distributions that have one (Ubuntu, Debian)"
+    )
 }
 
-/// The effective user id, from /proc/self/status (`Uid: real effective saved fs`).
-pub fn is_root(sh: &Shell) -> bool {
+/// Whether the xtask (here) or the login (over SSH) is root.
+pub fn is_root(sh: &Shell, machine: &Machine) -> anyhow::Result<bool> {
+    if let Machine::Ssh { root, .. } = machine {
+        return Ok(*root);
+    }
+    // The effective user id, from /proc/self/status (`Uid: real effective saved fs`).
     let from_proc = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             let line = status.lines().find(|line| line.starts_with("Uid:"))?;
             line.split_whitespace().nth(2).map(|uid| uid == "0")
         });
-    from_proc.unwrap_or_else(|| {
-        cmd!(sh, "id -u")
-            .quiet()
-            .read()
-            .is_ok_and(|uid| uid.trim() == "0")
-    })
+    match from_proc {
+        Some(root) => Ok(root),
+        None => Ok(machine
+            .read_command(sh, &Command::new("id", ["-u"]), false)?
+            .trim()
+            == "0"),
+    }
 }
 
-fn architecture(sh: &Shell) -> String {
-    cmd!(sh, "dpkg --print-architecture")
-        .quiet()
-        .ignore_stderr()
-        .read()
+fn architecture(sh: &Shell, machine: &Machine) -> String {
+    machine
+        .read_command(sh, &Command::new("dpkg", ["--print-architecture"]), false)
         .ok()
+        .map(|arch| arch.trim().to_owned())
         .filter(|arch| !arch.is_empty())
         .unwrap_or_else(|| {
             match std::env::consts::ARCH {
@@ -165,15 +193,11 @@ fn architecture(sh: &Shell) -> String {
 }
 
 /// `dpkg-query` on the packages of interest; a machine without dpkg has none of them.
-fn installed(sh: &Shell, packages: &[&str]) -> BTreeSet<String> {
-    let format = "${Package} ${db:Status-Abbrev}\n";
-    let listing = cmd!(sh, "dpkg-query -W -f {format} {packages...}")
-        .quiet()
-        .ignore_status()
-        .ignore_stderr()
-        .read()
-        .unwrap_or_default();
-    installed_from(&listing)
+fn installed(sh: &Shell, machine: &Machine, packages: &[&str]) -> anyhow::Result<BTreeSet<String>> {
+    let mut args = vec!["-W", "-f", "${Package} ${db:Status-Abbrev}\n"];
+    args.extend(packages);
+    let listing = machine.output(sh, &Command::new("dpkg-query", args), false)?;
+    Ok(installed_from(&String::from_utf8_lossy(&listing.stdout)))
 }
 
 /// `docker.io ii ` lines: the second status letter `i` means installed.
@@ -186,42 +210,55 @@ pub fn installed_from(listing: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn detect_init() -> Init {
-    let in_container = Path::new("/.dockerenv").exists()
-        || Path::new("/run/.containerenv").exists()
-        || std::env::var_os("container").is_some_and(|value| !value.is_empty());
-    if Path::new("/run/systemd/system").is_dir() {
+fn detect_init(sh: &Shell, machine: &Machine) -> anyhow::Result<Init> {
+    let container_variable = match machine {
+        Machine::Here => std::env::var_os("container").is_some_and(|value| !value.is_empty()),
+        // PID 1's environment says whether it is a container's.
+        Machine::Ssh { .. } => machine
+            .read_file(sh, "/proc/1/environ")?
+            .is_some_and(|environ| {
+                environ
+                    .split(|b| *b == 0)
+                    .any(|var| var.starts_with(b"container="))
+            }),
+    };
+    let in_container = machine.exists(sh, "/.dockerenv", false)?
+        || machine.exists(sh, "/run/.containerenv", false)?
+        || container_variable;
+    Ok(if machine.exists(sh, "/run/systemd/system", true)? {
         Init::Systemd
     } else if in_container {
         Init::Container
-    } else if which::which("service").is_ok() {
+    } else if machine.exists(sh, "/usr/sbin/service", false)?
+        || machine.exists(sh, "/sbin/service", false)?
+    {
         Init::Service
     } else {
         Init::Unknown
-    }
+    })
 }
 
 /// /etc/apt/sources.list and every *.list and *.sources file beside it, sorted.
-fn apt_sources() -> Vec<(PathBuf, String)> {
+fn apt_sources(sh: &Shell, machine: &Machine) -> anyhow::Result<Vec<(PathBuf, String)>> {
     let mut paths = vec![PathBuf::from(SOURCES_LIST)];
-    if let Ok(entries) = std::fs::read_dir(SOURCES_DIR) {
-        let mut listed: Vec<PathBuf> = entries
-            .filter_map(|entry| Some(entry.ok()?.path()))
-            .filter(|path| {
-                path.extension()
-                    .is_some_and(|ext| ext == "list" || ext == "sources")
-            })
-            .collect();
-        listed.sort();
-        paths.extend(listed);
-    }
-    paths
+    let mut listed: Vec<PathBuf> = machine
+        .list_dir(sh, SOURCES_DIR)?
         .into_iter()
-        .filter_map(|path| {
-            let text = std::fs::read_to_string(&path).ok()?;
-            Some((path, text))
+        .map(|name| Path::new(SOURCES_DIR).join(name))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| ext == "list" || ext == "sources")
         })
-        .collect()
+        .collect();
+    listed.sort();
+    paths.extend(listed);
+    let mut sources = Vec::new();
+    for path in paths {
+        if let Some(text) = machine.read_file(sh, &path.display().to_string())? {
+            sources.push((path, String::from_utf8_lossy(&text).into_owned()));
+        }
+    }
+    Ok(sources)
 }
 
 #[cfg(test)]

@@ -9,14 +9,16 @@ mod apt_key;
 mod apt_source;
 mod facts;
 mod group;
+mod machine;
 mod os_release;
 mod plan;
 mod steps;
 
 use anyhow::bail;
+use machine::Machine;
 use xshell::{Shell, cmd};
 
-use crate::cli::InstallDockerArgs;
+use crate::{cli::InstallDockerArgs, docker::SshHost};
 pub use apt_key::Fingerprint;
 
 /// Where the packages come from.
@@ -109,8 +111,15 @@ pub fn run(sh: &Shell, args: &InstallDockerArgs) -> anyhow::Result<()> {
         user: args.user.as_deref(),
         no_group: args.no_group,
     };
-    let facts = facts::gather(sh, &asked)?;
-    let plan = plan::build(&facts, &options)?;
+    let machine = match &args.host {
+        Some(host) => Machine::connect(sh, SshHost::parse(host)?)?,
+        None => Machine::Here,
+    };
+    let facts = facts::gather(sh, &machine, &asked)?;
+    let mut plan = plan::build(&facts, &options)?;
+    if !machine.is_here() {
+        plan.title = format!("{machine}: {}", plan.title);
+    }
     if args.dry_run {
         plan.print_notes();
         print!("{plan}");
@@ -121,12 +130,12 @@ pub fn run(sh: &Shell, args: &InstallDockerArgs) -> anyhow::Result<()> {
         eprintln!("nothing to change: {}", plan.title);
         return Ok(());
     }
-    if !facts::is_root(sh) {
+    if machine.is_here() && !facts::is_root(sh, &machine)? {
         return rerun_as_root(sh);
     }
     plan.print_notes();
     crate::output::progress(&format!("install-docker: {}", plan.title));
-    apply::execute(sh, &plan, args.yes)
+    apply::execute(sh, &machine, &plan, args.yes)
 }
 
 /// The same command through sudo, which sets SUDO_USER: the user who joins the group.

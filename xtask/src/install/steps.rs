@@ -106,6 +106,7 @@ impl Plan {
         self.checks.push(Step::new(
             "the Docker daemon answers",
             Action::AwaitEngine {
+                probe: Command::docker(["info", "--format", "{{.ServerVersion}}"]),
                 timeout: DAEMON_TIMEOUT,
             },
             "see its logs above, then start it with `sudo systemctl start docker` (or `sudo service docker start`)",

@@ -13,7 +13,7 @@ use xshell::Shell;
 
 use super::{Action, Content, Step, files};
 use crate::{
-    docker::{Engine, preflight, run, ship},
+    docker::{Command, diagnosis, preflight, run, ship},
     interrupt, output, wait,
 };
 
@@ -66,7 +66,9 @@ fn run_step(sh: &Shell, step: &Step) -> anyhow::Result<()> {
         Action::Await { target, timeout } => {
             wait::wait_for_one(target, *timeout).map(|()| step.done.clone())
         }
-        Action::AwaitEngine { timeout } => await_engine(sh, *timeout).map(|()| step.done.clone()),
+        Action::AwaitEngine { probe, timeout } => {
+            await_engine(sh, probe, *timeout).map(|()| step.done.clone())
+        }
         Action::Write {
             path,
             mode,
@@ -108,17 +110,20 @@ fn write(path: &str, mode: u32, content: &Content) -> anyhow::Result<String> {
     })
 }
 
-/// `docker info` until the engine answers or `timeout` passes.
-fn await_engine(sh: &Shell, timeout: Duration) -> anyhow::Result<()> {
+/// `probe` until it succeeds (the engine answers) or `timeout` passes; each attempt
+/// bounded, for a daemon that takes connections and never answers.
+fn await_engine(sh: &Shell, probe: &Command, timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut said = false;
     loop {
-        let error = match preflight::engine_answers(sh, &Engine::Local) {
-            Ok(_) => return Ok(()),
-            Err(error) => error,
+        let answer = run::probe_within(sh, probe, preflight::DAEMON_ANSWER_TIMEOUT)?;
+        let stderr = match answer {
+            Some(output) if output.status.success() => return Ok(()),
+            Some(output) => String::from_utf8_lossy(&output.stderr).into_owned(),
+            None => "no answer".to_owned(),
         };
         if started.elapsed() > timeout {
-            return Err(error.context(format!(
+            return Err(diagnosis::daemon_problem(&stderr).context(format!(
                 "the Docker daemon does not answer after {}",
                 output::seconds(timeout)
             )));
@@ -176,7 +181,7 @@ pub fn interrupted_state(steps: &[(&str, Option<&str>)], current: usize) -> Stri
 }
 
 /// On stderr with the rest of the progress, so that stdout keeps only results.
-fn print_diagnosis(sh: &Shell, command: &crate::docker::Command) {
+fn print_diagnosis(sh: &Shell, command: &Command) {
     eprintln!("--- what went wrong, as the logs tell it:");
     eprintln!("$ {command}");
     if let Ok(output) = run::probe(sh, command) {

@@ -35,8 +35,9 @@ pub enum Action {
         target: String,
         timeout: Duration,
     },
-    /// `docker info` until the engine answers, for at most `timeout`.
+    /// `probe` (a `docker info`) until it succeeds: the engine answers; for at most `timeout`.
     AwaitEngine {
+        probe: Command,
         timeout: Duration,
     },
     /// Written only if the content or the mode differ; missing directories are made 0755.

@@ -18,8 +18,73 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Hosts {
     pub hosts: Vec<Host>,
-    /// The test's ssh configuration, key, known_hosts and the `ssh` wrapper.
-    ssh: PathBuf,
+    pub ssh: SshClient,
+}
+
+/// The test's own SSH client: a key, a known_hosts file, a configuration naming both, and
+/// an `ssh` that uses it, first on the PATH the xtask is given. Removed when dropped.
+pub struct SshClient {
+    dir: PathBuf,
+}
+
+impl SshClient {
+    pub fn new(name: &str) -> SshClient {
+        let dir = PathBuf::from(DATA).join(format!("ssh-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        keygen(&dir.join("client_key"));
+        let (config, known) = (dir.join("config"), dir.join("known_hosts"));
+        std::fs::write(&known, "").unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "Host *\n  IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+                dir.join("client_key").display(),
+                known.display()
+            ),
+        )
+        .unwrap();
+        let wrapper = dir.join("bin/ssh");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
+                config.display()
+            ),
+        )
+        .unwrap();
+        run("chmod", &["755", wrapper.to_str().unwrap()]);
+        SshClient { dir }
+    }
+
+    /// The public key a server lets in.
+    pub fn public_key(&self) -> PathBuf {
+        self.dir.join("client_key.pub")
+    }
+
+    /// Trusts `host_key` (a public key file) for `address` (`10.201.1.2`, `[127.0.0.1]:2222`).
+    pub fn trust(&self, address: &str, host_key: &Path) {
+        let public = std::fs::read_to_string(host_key).unwrap();
+        let key: Vec<&str> = public.split_whitespace().take(2).collect();
+        let mut known = std::fs::read_to_string(self.dir.join("known_hosts")).unwrap();
+        known.push_str(&format!("{address} {}\n", key.join(" ")));
+        std::fs::write(self.dir.join("known_hosts"), known).unwrap();
+    }
+
+    /// PATH with this client's `ssh` first: how the xtask (and docker's ssh) reach servers.
+    pub fn path(&self) -> String {
+        format!(
+            "{}:{}",
+            self.dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for SshClient {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 pub struct Host {
@@ -29,6 +94,8 @@ pub struct Host {
     dir: PathBuf,
     /// Waited for once stopped, so that no zombie is left.
     dockerd: Option<std::process::Child>,
+    /// The forwarders of `forward`, stopped with the host.
+    forwarders: Vec<std::process::Child>,
 }
 
 impl Host {
@@ -109,22 +176,51 @@ impl Host {
     pub fn host_key(&self) -> PathBuf {
         self.dir.join("host_key")
     }
+
+    /// This machine's `127.0.0.1:port` (a registry) at the host's own `127.0.0.1:port`,
+    /// so that one name means the same server on both: through a Unix socket, which
+    /// crosses network namespaces.
+    pub fn forward(&mut self, port: u16) {
+        let socket = self.dir.join(format!("forward-{port}.sock"));
+        let _ = std::fs::remove_file(&socket);
+        let here = Command::new("socat")
+            .arg(format!("UNIX-LISTEN:{},fork", socket.display()))
+            .arg(format!("TCP:127.0.0.1:{port}"))
+            .spawn()
+            .expect("socat: run .ci/run first, which installs it");
+        self.forwarders.push(here);
+        wait_until("the forwarder's socket", || socket.exists());
+        let there = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.namespace()))
+            .arg("socat")
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"))
+            .arg(format!("UNIX-CONNECT:{}", socket.display()))
+            .spawn()
+            .unwrap();
+        self.forwarders.push(there);
+        wait_until("the forwarder in the host", || {
+            self.inside(
+                "bash",
+                &["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}")],
+            )
+            .status
+            .success()
+        });
+    }
 }
 
 impl Hosts {
     /// Hosts number `numbers` (10.201.N.2 each), up and reachable over SSH.
     pub fn start(numbers: &[u8]) -> Hosts {
-        let ssh = PathBuf::from(DATA).join(format!(
-            "ssh-{}",
-            numbers
-                .iter()
-                .map(u8::to_string)
-                .collect::<Vec<_>>()
-                .join("-")
-        ));
-        let _ = std::fs::remove_dir_all(&ssh);
-        std::fs::create_dir_all(ssh.join("bin")).unwrap();
-        keygen(&ssh.join("client_key"));
+        let name = numbers
+            .iter()
+            .map(u8::to_string)
+            .collect::<Vec<_>>()
+            .join("-");
+        let mut hosts = Hosts {
+            hosts: Vec::new(),
+            ssh: SshClient::new(&name),
+        };
         let accept = Command::new("iptables")
             .args([
                 "-C",
@@ -153,58 +249,30 @@ impl Hosts {
                 ],
             );
         }
-        let mut hosts = Hosts {
-            hosts: Vec::new(),
-            ssh,
-        };
-        let mut known_hosts = String::new();
         for &n in numbers {
             let mut host = Host {
                 n,
                 address: format!("10.201.{n}.2"),
                 dir: PathBuf::from(DATA).join(format!("host-{n}")),
                 dockerd: None,
+                forwarders: Vec::new(),
             };
             teardown(&mut host);
             // Pushed first: dropped (and torn down) with the others if the start fails.
             hosts.hosts.push(host);
             let host = hosts.hosts.last_mut().unwrap();
-            start_host(host, &hosts.ssh);
-            let public = std::fs::read_to_string(host.dir.join("host_key.pub")).unwrap();
-            let key: Vec<&str> = public.split_whitespace().take(2).collect();
-            known_hosts.push_str(&format!("{} {}\n", host.address, key.join(" ")));
+            start_host(host, &hosts.ssh.public_key());
+            hosts.ssh.trust(
+                &host.address.clone(),
+                &host.host_key().with_extension("pub"),
+            );
         }
-        let (config, known) = (hosts.ssh.join("config"), hosts.ssh.join("known_hosts"));
-        std::fs::write(&known, known_hosts).unwrap();
-        std::fs::write(
-            &config,
-            format!(
-                "Host *\n  IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
-                hosts.ssh.join("client_key").display(),
-                known.display()
-            ),
-        )
-        .unwrap();
-        let wrapper = hosts.ssh.join("bin/ssh");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
-                config.display()
-            ),
-        )
-        .unwrap();
-        run("chmod", &["755", wrapper.to_str().unwrap()]);
         hosts
     }
 
     /// PATH with the test's `ssh` first: how the xtask (and docker's ssh) reach the hosts.
     pub fn path(&self) -> String {
-        format!(
-            "{}:{}",
-            self.ssh.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        )
+        self.ssh.path()
     }
 
     /// Gives every host's engine the image, as a registry it pulls from would.
@@ -234,11 +302,10 @@ impl Drop for Hosts {
         for host in &mut self.hosts {
             teardown(host);
         }
-        let _ = std::fs::remove_dir_all(&self.ssh);
     }
 }
 
-fn start_host(host: &mut Host, ssh: &Path) {
+fn start_host(host: &mut Host, client_key: &Path) {
     let (n, ns) = (host.n, host.namespace());
     std::fs::create_dir_all(&host.dir).unwrap();
     let (outside, inside) = (format!("tv{n}o"), format!("tv{n}i"));
@@ -308,12 +375,16 @@ fn start_host(host: &mut Host, ssh: &Path) {
     });
 
     keygen(&host.host_key());
-    std::fs::copy(ssh.join("client_key.pub"), host.dir.join("authorized_keys")).unwrap();
+    std::fs::copy(client_key, host.dir.join("authorized_keys")).unwrap();
     host.start_sshd(&host.host_key());
 }
 
 /// Stops what a host runs and removes it; quiet about what is not there.
 fn teardown(host: &mut Host) {
+    for mut forwarder in host.forwarders.drain(..) {
+        let _ = forwarder.kill();
+        let _ = forwarder.wait();
+    }
     stop(&host.pidfile("sshd"));
     stop(&host.pidfile("dockerd"));
     if let Some(mut dockerd) = host.dockerd.take() {
@@ -359,7 +430,7 @@ fn stop(pidfile: &Path) {
     let _ = std::fs::remove_file(pidfile);
 }
 
-fn keygen(path: &Path) {
+pub fn keygen(path: &Path) {
     let _ = std::fs::remove_file(path);
     let _ = std::fs::remove_file(path.with_extension("pub"));
     run(

@@ -227,3 +227,35 @@ pub fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String)
         .map_err(|err| err.to_string())?;
     Ok((status, text))
 }
+
+/// A docker client configuration of the test's own, so that `docker login` never touches
+/// the user's credentials; with the user's CLI plugins (a Compose installed by hand in
+/// ~/.docker/cli-plugins, as Docker's docs do it, would be hidden otherwise).
+pub struct DockerConfig(pub PathBuf);
+
+impl DockerConfig {
+    pub fn new(name: &str) -> DockerConfig {
+        let dir =
+            std::env::temp_dir().join(format!("travial-e2e-docker-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let users = std::env::var_os("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker")));
+        if let Some(plugins) = users.map(|config| config.join("cli-plugins")) {
+            if plugins.is_dir() {
+                std::os::unix::fs::symlink(&plugins, dir.join("cli-plugins")).unwrap();
+            }
+        }
+        DockerConfig(dir)
+    }
+
+    pub fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for DockerConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
