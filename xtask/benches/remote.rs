@@ -24,7 +24,10 @@ const IMAGE: &str = "travial-bench/app";
 const TAG: &str = "bench-remote";
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let hosts = hosts::Hosts::start(&[30]);
     let host = &hosts.hosts[0];
     let mut vars: Vec<(String, String)> = std::fs::read_to_string("/etc/travial-ci.env")
@@ -68,7 +71,18 @@ fn main() {
     let xtask = env!("CARGO_BIN_EXE_xtask");
     let url = host.url();
     let deploy = ["deploy", "prod", "--no-build", "--host", url.as_str()];
-    run("docker", &["compose", "-p", "travial-bench", "-f", "compose/compose.yaml", "build", "web"]);
+    run(
+        "docker",
+        &[
+            "compose",
+            "-p",
+            "travial-bench",
+            "-f",
+            "compose/compose.yaml",
+            "build",
+            "web",
+        ],
+    );
 
     let (first, first_time) = run(xtask, &deploy);
     let first_sent = sent(&String::from_utf8_lossy(&first.stderr));
@@ -102,7 +116,10 @@ fn sent(log: &str) -> String {
             return "0 bytes".to_owned();
         }
         if let Some(rest) = line.strip_prefix("✓ sent ") {
-            let size = rest.split(" (").nth(1).and_then(|figures| figures.split(',').next());
+            let size = rest
+                .split(" (")
+                .nth(1)
+                .and_then(|figures| figures.split(',').next());
             return size.unwrap_or("?").to_owned();
         }
     }
