@@ -59,6 +59,16 @@ pub fn pool(config: &tokio_postgres::Config) -> Pool {
         .expect("a runtime is set, so building the pool cannot fail")
 }
 
+/// The version of the newest migration embedded in this build (`V2__scores`: 2).
+pub fn newest_migration() -> i32 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(refinery::Migration::version)
+        .max()
+        .unwrap_or(0)
+}
+
 /// What one `migrate` run did.
 #[derive(Debug)]
 pub struct MigrationReport {
@@ -213,6 +223,11 @@ impl std::error::Error for MigrateError {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_newest_migration_is_the_highest_version_embedded() {
+        assert_eq!(super::newest_migration(), 2);
+    }
+
     #[test]
     fn identifiers_are_quoted() {
         assert_eq!(super::quote_identifier("travial_app"), "\"travial_app\"");

@@ -1,5 +1,6 @@
-//! `app healthcheck`: the container's own liveness probe. The runtime image has no curl or
-//! wget, so the binary asks itself over plain HTTP/1.1 with std only.
+//! `app healthcheck [--ready]`: the container's own probe. The runtime image has no curl or
+//! wget, so the binary asks itself over plain HTTP/1.1 with std only: /healthz (alive), or
+//! /readyz (alive and its database answers: what a deploy waits for before switching).
 
 use std::{
     io::{Read, Write},
@@ -19,16 +20,18 @@ pub fn local_target(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, listen.port())
 }
 
-/// GETs /healthz and succeeds on a 200.
-pub fn check(target: SocketAddr) -> Result<(), String> {
+/// GETs `path` and succeeds on a 200.
+pub fn check(target: SocketAddr, path: &str) -> Result<(), String> {
     let mut stream = TcpStream::connect_timeout(&target, TIMEOUT)
         .map_err(|err| format!("cannot connect to {target}: {err}"))?;
     stream
         .set_read_timeout(Some(TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
         .and_then(|()| {
-            stream
-                .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            stream.write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
         })
         .map_err(|err| format!("cannot send the request to {target}: {err}"))?;
     let mut head = [0u8; 64];
@@ -40,7 +43,7 @@ pub fn check(target: SocketAddr) -> Result<(), String> {
     if status_line.split(' ').nth(1) == Some("200") {
         Ok(())
     } else {
-        Err(format!("/healthz answered `{status_line}`"))
+        Err(format!("{path} answered `{status_line}`"))
     }
 }
 

@@ -8,10 +8,12 @@ use app::{
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: app serve | app migrate | app healthcheck
+const USAGE: &str = "usage: app serve | app migrate | app migrations | app healthcheck [--ready]
   serve        serve the HTTP API and page (never migrates by itself)
   migrate      apply the pending database migrations and grant the app's role, then exit
-  healthcheck  exit 0 when the local server's /healthz answers 200 (for Docker)
+  migrations   print the version of the newest migration this build knows, then exit
+  healthcheck  exit 0 when the local server's /healthz answers 200 (for Docker);
+               with --ready, its /readyz (the database answers it too)
 
 environment: DATABASE_URL (required, e.g. postgres://USER@HOST/DB),
              DATABASE_PASSWORD_FILE (the password, from a file), APP_ADDR (default
@@ -21,15 +23,20 @@ environment: DATABASE_URL (required, e.g. postgres://USER@HOST/DB),
 enum Command {
     Serve,
     Migrate,
-    Healthcheck,
+    Migrations,
+    Healthcheck { ready: bool },
 }
 
 fn main() -> ExitCode {
-    let command = match std::env::args().nth(1).as_deref() {
-        Some("serve") => Command::Serve,
-        Some("migrate") => Command::Migrate,
-        Some("healthcheck") => Command::Healthcheck,
-        Some("-h" | "--help" | "help") => {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let command = match args.as_slice() {
+        ["serve"] => Command::Serve,
+        ["migrate"] => Command::Migrate,
+        ["migrations"] => Command::Migrations,
+        ["healthcheck"] => Command::Healthcheck { ready: false },
+        ["healthcheck", "--ready"] => Command::Healthcheck { ready: true },
+        ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
@@ -55,9 +62,15 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         // Docker runs this every few seconds: no runtime, no logging, no database settings.
-        Command::Healthcheck => {
+        Command::Healthcheck { ready } => {
             let target = healthcheck::local_target(config::listen_addr_from_env()?);
-            Ok(healthcheck::check(target)?)
+            let path = if ready { "/readyz" } else { "/healthz" };
+            Ok(healthcheck::check(target, path)?)
+        }
+        // What a rollback compares with the database's schema history: no database needed.
+        Command::Migrations => {
+            println!("{}", db::newest_migration());
+            Ok(())
         }
         Command::Serve => run_async(serve),
         Command::Migrate => run_async(migrate),

@@ -114,6 +114,14 @@ fn missing_configuration_is_one_clear_line() {
 
     let usage = Command::new(APP).arg("fly").output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
+
+    // What a rollback asks an image, without a database.
+    let newest = Command::new(APP)
+        .arg("migrations")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&newest.stdout), "2\n");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -310,10 +318,24 @@ async fn readiness_follows_the_database_down_and_back_without_a_restart() {
     let server = Server::start(&url);
     server.await_status("/readyz", 200, Duration::from_secs(10));
 
+    // The container's own probes, as the engine (and a deploy's switch) run them.
+    let probe = |args: &[&str]| {
+        Command::new(APP)
+            .arg("healthcheck")
+            .args(args)
+            .env("APP_ADDR", server.base.trim_start_matches("http://"))
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(probe(&[]) && probe(&["--ready"]));
+
     cluster.stop();
     let (status, body) = request(&server.base, "GET", "/readyz", None).unwrap();
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("\"reason\""), "{body}");
+    assert!(probe(&[]), "alive without its database");
+    assert!(!probe(&["--ready"]), "ready without its database");
     let (status, body) = request(&server.base, "GET", "/api/ranking", None).unwrap();
     assert_eq!(status, 503, "{body}");
     let (status, _) = request(&server.base, "GET", "/healthz", None).unwrap();

@@ -10,6 +10,8 @@
 //! It uses the stand-in images of `.ci/docker` (loaded into the host as a registry it
 //! pulls from would give them) and a project prefix and port of its own. Needs root.
 
+// What the end-to-end tests use, of which this benchmark needs a part.
+#[allow(dead_code)]
 #[path = "../tests/e2e/hosts.rs"]
 mod hosts;
 
@@ -41,11 +43,15 @@ fn main() {
         .find(|(key, _)| key == "POSTGRES_IMAGE")
         .map_or_else(|| "postgres:17".to_owned(), |(_, image)| image.clone());
     hosts.load(&postgres);
+    if let Some((_, proxy)) = vars.iter().find(|(key, _)| key == "PROXY_IMAGE") {
+        hosts.load(proxy);
+    }
     for (key, value) in [
         ("TRAVIAL_PROJECT", "travial-bench".to_owned()),
         ("APP_IMAGE", IMAGE.to_owned()),
         ("APP_TAG", TAG.to_owned()),
         ("WEB_PORT", "28080".to_owned()),
+        ("HTTPS_PORT", "28443".to_owned()),
         ("POSTGRES_PASSWORD", "bench-owner".to_owned()),
         ("APP_DB_PASSWORD", "bench-app".to_owned()),
         ("PATH", hosts.path()),

@@ -214,9 +214,9 @@ mod tests {
             script.contains(r#""deploy 0") echo "dev prod staging" ;;"#),
             "{script}"
         );
-        assert!(script.contains(r#""logs 1") echo "db web" ;;"#));
+        assert!(script.contains(r#""logs 1") echo "db proxy web" ;;"#));
         assert!(script.contains(r#"deploy) echo "--host --secrets --registry --timeout" ;;"#));
-        assert!(script.contains(r#"[[ -n $sub && " deploy migrate down status logs config completions " == *" $sub "* ]]"#));
+        assert!(script.contains(r#"[[ -n $sub && " deploy migrate rollback history down status logs config completions " == *" $sub "* ]]"#));
     }
 
     #[test]
@@ -226,7 +226,7 @@ mod tests {
             .unwrap();
         let script = script(&mut crate::cli::command(root), Shell::Fish);
         assert!(script.contains(r#"complete -c xtask -n "__fish_xtask_using_subcommand deploy" -f -a "dev prod staging" -d 'env'"#));
-        assert!(script.contains(r#"complete -c xtask -n "__fish_xtask_using_subcommand logs" -f -a "db web" -d 'service'"#));
+        assert!(script.contains(r#"complete -c xtask -n "__fish_xtask_using_subcommand logs" -f -a "db proxy web" -d 'service'"#));
         assert!(
             script.contains("function __fish_xtask_using_subcommand"),
             "clap renamed its helper"

@@ -31,7 +31,12 @@ static STATE: Mutex<State> = Mutex::new(State {
     groups: Vec::new(),
     state: None,
     hint: None,
+    cleanup: Vec::new(),
 });
+
+/// What must still happen when the command is stopped (the deploy lock released): run
+/// after the docker processes are stopped, before the exit.
+pub type Cleanup = Box<dyn Fn() + Send>;
 
 struct State {
     /// The process groups of the docker processes running now.
@@ -40,6 +45,8 @@ struct State {
     state: Option<String>,
     /// What to run next, after an interruption.
     hint: Option<String>,
+    /// Named, so that what no longer needs doing is forgotten.
+    cleanup: Vec<(String, Cleanup)>,
 }
 
 fn state() -> MutexGuard<'static, State> {
@@ -71,6 +78,17 @@ pub fn set_state(text: impl Into<String>) {
 /// What the user may run after an interruption: `cargo xtask down dev` …
 pub fn set_hint(text: impl Into<String>) {
     state().hint = Some(text.into());
+}
+
+/// Runs `cleanup` if the command is stopped before `forget_cleanup(name)`.
+pub fn on_interruption(name: &str, cleanup: Cleanup) {
+    let mut state = state();
+    state.cleanup.retain(|(known, _)| known != name);
+    state.cleanup.push((name.to_owned(), cleanup));
+}
+
+pub fn forget_cleanup(name: &str) {
+    state().cleanup.retain(|(known, _)| known != name);
 }
 
 /// A running docker process, stopped with its group if a signal comes; unregistered when
@@ -106,6 +124,10 @@ fn on_signal() {
     INTERRUPTED.store(true, Ordering::SeqCst);
     let groups = state().groups.clone();
     stop(&groups);
+    let cleanup = std::mem::take(&mut state().cleanup);
+    for (_, run) in cleanup.iter().rev() {
+        run();
+    }
     let (what, hint) = {
         let state = state();
         (state.state.clone(), state.hint.clone())

@@ -61,6 +61,8 @@ fn run(cli: Cli, root: &std::path::Path) -> anyhow::Result<()> {
         Command::Push(args) => image::push::run(&sh, &args),
         Command::Deploy(args) => stack::deploy::run(&sh, &args),
         Command::Migrate(args) => stack::migrate::run(&sh, &args),
+        Command::Rollback(args) => stack::rollback::run(&sh, &args),
+        Command::History(args) => stack::history::run(&sh, &args),
         Command::Down(args) => stack::down::run(&sh, &args),
         Command::Status(args) => stack::status::run(&sh, &args),
         Command::Logs(args) => stack::logs::run(&sh, &args),

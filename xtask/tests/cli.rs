@@ -298,7 +298,7 @@ fn bash_completes_the_environment_then_the_service_of_logs() {
     );
     assert_eq!(
         bash_complete("", &["cargo", "xtask", "logs", "dev", ""]),
-        ["db", "web"]
+        ["db", "proxy", "web"]
     );
     assert_eq!(
         bash_complete("", &["xtask", "logs", "--follow", "prod", "w"]),

@@ -29,7 +29,12 @@ fn dev_data_survives_redeploys_and_down_but_not_down_volumes() {
     let deploy = sandbox.xtask(&["deploy", "dev"]);
     assert_success(&deploy, "deploy dev");
     let log = stderr(&deploy);
-    for step in ["✓ db ready", "✓ migrations applied", "✓ web healthy"] {
+    for step in [
+        "✓ db ready",
+        "✓ migrations applied",
+        "✓ web switched",
+        "✓ web answers through proxy",
+    ] {
         assert!(log.contains(step), "no `{step}` in:\n{log}");
     }
     assert!(String::from_utf8_lossy(&deploy.stdout).contains(&sandbox.web_url("/")));

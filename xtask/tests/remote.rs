@@ -22,6 +22,7 @@ fn a_remote_host_from_a_first_deploy_to_down() {
     sandbox.set("POSTGRES_PASSWORD", "remote-owner-secret");
     sandbox.set("APP_DB_PASSWORD", "remote-app-secret");
     hosts.load(sandbox.var("POSTGRES_IMAGE"));
+    hosts.load(sandbox.var("PROXY_IMAGE"));
     let url = host.url();
     let on = format!("on root@{}", host.address);
     let web = format!("http://{}:{}", host.address, sandbox.var("WEB_PORT"));
@@ -35,10 +36,14 @@ fn a_remote_host_from_a_first_deploy_to_down() {
     for step in [
         format!("✓ db ready {on}"),
         format!("✓ migrations applied {on}"),
-        format!("✓ web healthy {on}"),
     ] {
         assert!(log.contains(&step), "no `{step}` in:\n{log}");
     }
+    assert!(
+        log.lines()
+            .any(|line| line.starts_with("✓ web switched to ") && line.contains(&on)),
+        "{log}"
+    );
     assert!(
         stdout(&first).contains(&format!("prod is up {on}: {web}/")),
         "{}",
@@ -79,7 +84,7 @@ fn a_remote_host_from_a_first_deploy_to_down() {
         .filter(|container| container["state"] == "running")
         .map(|container| container["service"].as_str().unwrap())
         .collect();
-    assert_eq!(running, ["db", "web"]);
+    assert_eq!(running, ["db", "proxy", "web"]);
     let logs = sandbox.xtask(&["logs", "prod", "web", "--host", &url]);
     assert_success(&logs, "logs");
     assert!(stdout(&logs).contains("listening on"), "{}", stdout(&logs));
@@ -114,11 +119,27 @@ fn a_remote_host_from_a_first_deploy_to_down() {
 
     // Down keeps the data there; down --volumes removes it.
     assert_success(&sandbox.xtask(&["down", "prod", "--host", &url]), "down");
-    let left = host.docker(&["ps", "--all", "--quiet"]);
+    let project = format!(
+        "label=com.docker.compose.project={}",
+        sandbox.project("prod")
+    );
+    let left = host.docker(&["ps", "--all", "--quiet", "--filter", &project]);
     assert_eq!(
         String::from_utf8_lossy(&left.stdout).trim(),
         "",
         "containers left after down"
+    );
+    // The history is kept there, apart from the stack.
+    let history = sandbox.xtask(&["history", "prod", "--host", &url]);
+    assert_success(&history, "history");
+    let lines = stdout(&history);
+    assert_eq!(
+        lines
+            .lines()
+            .filter(|line| line.contains(" deploy "))
+            .count(),
+        2,
+        "{lines}"
     );
     assert_success(
         &sandbox.xtask(&["deploy", "prod", "--host", &url, "--no-build"]),
@@ -153,6 +174,7 @@ fn through_a_registry_the_host_pulls_what_was_pushed_here() {
     let host = &hosts.hosts[0];
     let mut sandbox = Sandbox::new("remote-registry");
     hosts.load(sandbox.var("POSTGRES_IMAGE"));
+    hosts.load(sandbox.var("PROXY_IMAGE"));
     let config = e2e::DockerConfig::new("remote-registry");
     let password = std::fs::read_to_string(e2e::setting("TEST_REGISTRY_PASSWORD_FILE")).unwrap();
     for (name, value) in [

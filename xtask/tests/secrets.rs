@@ -130,7 +130,7 @@ fn prod_secrets_stay_out_of_containers_output_and_process_lists() {
         .split_whitespace()
         .map(str::to_owned)
         .collect();
-    assert_eq!(ids.len(), 2, "db and web");
+    assert_eq!(ids.len(), 3, "db, proxy and web");
     let inspect = Command::new("docker")
         .arg("inspect")
         .args(&ids)

@@ -7,7 +7,7 @@ use xshell::Shell;
 
 use super::parse_duration;
 use crate::{
-    docker::Engine,
+    docker::{self, Engine, Needs},
     stack::{Model, Stack, secrets},
 };
 
@@ -119,6 +119,9 @@ pub struct DeployArgs {
     /// Deploy an image built from uncommitted changes (tagged `-dirty`) to another host
     #[arg(long)]
     pub allow_dirty: bool,
+    /// Remove a deploy lock left by a command that was stopped without releasing it
+    #[arg(long)]
+    pub break_lock: bool,
     /// Use the images as they are instead of building
     #[arg(long)]
     pub no_build: bool,
@@ -145,6 +148,39 @@ pub struct MigrateArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    #[command(flatten)]
+    pub secrets: SecretsArgs,
+    /// The tag to go back to (default: the image deployed before the current one)
+    #[arg(long, value_name = "TAG")]
+    pub to: Option<String>,
+    /// Go back even to an image that knows fewer migrations than the database has applied
+    /// (they are never reverted)
+    #[arg(long)]
+    pub force: bool,
+    /// Remove a deploy lock left by a command that was stopped without releasing it
+    #[arg(long)]
+    pub break_lock: bool,
+    /// How long the image may take to become ready (e.g. 60s, 2m)
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print the commands without running them
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// Print a JSON array of {at, by, command, image, result, container}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct SecretsArgs {
     /// The environment's secrets, as NAME=value lines (default: .secrets/ENV.env, if it
     /// exists); the environment's own variables win
@@ -159,6 +195,9 @@ pub struct DownArgs {
     /// Also remove the volumes: the database's data is lost
     #[arg(long)]
     pub volumes: bool,
+    /// Remove a deploy lock left by a command that was stopped without releasing it
+    #[arg(long)]
+    pub break_lock: bool,
     /// Print the commands without running them
     #[arg(long)]
     pub dry_run: bool,
@@ -196,11 +235,24 @@ pub struct WaitArgs {
 }
 
 impl EnvArgs {
-    /// The environment's stack, on the engine chosen for it, and its merged model.
-    pub fn stack(&self, sh: &Shell) -> anyhow::Result<(Stack, Model)> {
+    /// The environment's stack, on the engine chosen for it, and its merged model; checked
+    /// in the order that names the first thing missing: the files, docker and Compose, the
+    /// model (every variable set), then what `needs` asks of the engine.
+    pub fn stack(&self, sh: &Shell, needs: Needs) -> anyhow::Result<(Stack, Model)> {
         let mut stack = Stack::load(&sh.current_dir(), &self.env, Engine::Local)?;
+        docker::preflight(
+            sh,
+            &stack.engine,
+            Needs {
+                engine: false,
+                ..needs
+            },
+        )?;
         let model = stack.model(sh)?;
         stack.engine = Engine::choose(sh, self.host.as_deref(), model.xtask.host.as_deref())?;
+        if needs.engine {
+            docker::preflight::engine_answers(sh, &stack.engine)?;
+        }
         Ok((stack, model))
     }
 }

@@ -101,6 +101,19 @@ pub enum Command {
         ("cargo xtask migrate prod --dry-run", "print the commands"),
     ]))]
     Migrate(MigrateArgs),
+    /// Go back to the image deployed before (or another kept one), with the same switch
+    #[command(after_help = examples(&[
+        ("cargo xtask rollback prod", "back to the image deployed before the current one"),
+        ("cargo xtask rollback prod --to 0a1b2c3", "to that revision's image"),
+        ("cargo xtask history prod", "which images were deployed, when, by whom"),
+    ]))]
+    Rollback(RollbackArgs),
+    /// Show an environment's recent deploys and rollbacks: when, who, which image, result
+    #[command(after_help = examples(&[
+        ("cargo xtask history prod", "as a table"),
+        ("cargo xtask history prod --json", "for scripts"),
+    ]))]
+    History(HistoryArgs),
     /// Stop an environment; its data is kept unless --volumes
     #[command(after_help = examples(&[
         ("cargo xtask down dev", "stop dev, keeping its data"),
@@ -224,7 +237,7 @@ mod tests {
             .map(|value| value.get_name().to_owned())
             .collect();
         assert_eq!(names, ["dev", "prod", "staging"]);
-        assert_eq!(crate::stack::services(&root()), ["db", "web"]);
+        assert_eq!(crate::stack::services(&root()), ["db", "proxy", "web"]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod preflight;
 pub mod quote;
 pub mod run;
 pub mod ship;
+pub mod tar;
 
 pub use command::{Command, Secret};
 pub use engine::{Engine, SshHost};

@@ -212,6 +212,20 @@ fn spawn(sh: &Shell, command: &Command, stdout: Stdio, stderr: Stdio) -> anyhow:
     Ok(child)
 }
 
+/// For what runs while the command is being stopped (`interrupt`'s cleanup): neither
+/// echoed nor registered (a registration then would stop it at once), its output ignored.
+pub fn while_stopping(dir: &std::path::Path, command: &Command) -> bool {
+    let mut process = std::process::Command::new(&command.program);
+    process
+        .args(&command.args)
+        .envs(command.env.iter().map(|(name, value)| (name, value)))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    process.status().is_ok_and(|status| status.success())
+}
+
 /// The process of `command`, its standard streams left to the caller.
 pub(super) fn process(sh: &Shell, command: &Command) -> std::process::Command {
     let mut process = std::process::Command::new(&command.program);

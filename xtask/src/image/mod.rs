@@ -55,7 +55,7 @@ impl Image {
 }
 
 /// `host:5000/ns/app:tag` → `host:5000/ns/app`: the tag is after the last `/`'s last `:`.
-fn repository_of(reference: &str) -> &str {
+pub fn repository_of(reference: &str) -> &str {
     let name_start = reference.rfind('/').map_or(0, |slash| slash + 1);
     match reference[name_start..].rfind(':') {
         Some(colon) => &reference[..name_start + colon],

@@ -75,6 +75,7 @@ fn run_step(sh: &Shell, step: &Step) -> anyhow::Result<()> {
             content,
         } => write(path, *mode, content),
         Action::Ship { image, to } => ship::ship(sh, image, to),
+        Action::Task(task) => task.run(sh),
         Action::Remove { path, reason } => std::fs::remove_file(path)
             .with_context(|| format!("remove {path}"))
             .map(|()| format!("removed {path} ({reason})")),

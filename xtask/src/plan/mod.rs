@@ -5,7 +5,7 @@
 mod execute;
 pub mod files;
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 pub use execute::{confirm, execute};
 
@@ -55,7 +55,24 @@ pub enum Action {
         image: String,
         to: Engine,
     },
+    /// Work whose commands depend on what it finds when it runs (the containers of a
+    /// service): printed as those commands, with what is found named in `<…>`.
+    Task(Arc<dyn Task>),
 }
+
+/// See `Action::Task`.
+pub trait Task: fmt::Display + fmt::Debug + Send + Sync {
+    /// Carries the work out; what it achieved, for the step's line.
+    fn run(&self, sh: &xshell::Shell) -> anyhow::Result<String>;
+}
+
+impl PartialEq for dyn Task {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for dyn Task {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
@@ -139,6 +156,7 @@ impl fmt::Display for Step {
                 }
             }
             Action::Remove { path, reason } => write!(f, "remove {path} ({reason})"),
+            Action::Task(task) => write!(f, "{task}"),
             Action::Ship { image, to } => write!(
                 f,
                 "{} | {}    # unless {to} has that image already",

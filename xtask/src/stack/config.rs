@@ -1,17 +1,17 @@
 //! `cargo xtask config ENV`: the merged configuration as Compose computes it, with every
 //! secret value the xtask knows of hidden (dev's defaults among them). Compose needs no
-//! daemon for it.
+//! daemon for it, so no engine is chosen or asked.
 
 use xshell::Shell;
 
-use super::{Model, secrets};
+use super::{Model, Stack, secrets};
 use crate::{
     cli::EnvArgs,
-    docker::{self, Needs, run},
+    docker::{self, Engine, Needs, run},
 };
 
 pub fn run(sh: &Shell, args: &EnvArgs) -> anyhow::Result<()> {
-    let (stack, _) = args.stack(sh)?;
+    let stack = Stack::load(&sh.current_dir(), &args.env, Engine::Local)?;
     docker::preflight(sh, &stack.engine, Needs::CLIENT)?;
     run::print_filtered(sh, &stack.compose(&["config"]), |merged| {
         let model = Model::parse(merged)?;

@@ -10,15 +10,19 @@ use std::time::{Duration, Instant};
 
 use xshell::Shell;
 
+use std::sync::Arc;
+
 use super::{
     Model, Stack, after_interruption,
     release::{Release, Wanted},
+    state::{self, Lock},
+    switch::Switch,
 };
 use crate::{
     cli::DeployArgs,
-    docker::{self, Needs},
+    docker::Needs,
     interrupt, output,
-    plan::{self, Step},
+    plan::{self, Action, Step},
 };
 
 /// Compose counts in nanoseconds of an int64: a century is as long as it can wait.
@@ -48,25 +52,36 @@ impl DeployArgs {
 }
 
 pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
-    let (stack, model) = args.env.stack(sh)?;
     let options = args.options();
-    docker::preflight(
-        sh,
-        &stack.engine,
-        Needs::acting(args.dry_run, options.build),
-    )?;
+    let (stack, model) = args
+        .env
+        .stack(sh, Needs::acting(args.dry_run, options.build))?;
     let stack = args.secrets.resolve(sh, stack, &model)?;
     let release = Release::choose(sh, &stack, &model, &args.wanted())?;
     let stack = release.applied_to(stack);
-    let steps = plan(&stack, &model, &options, &release)?;
     if args.dry_run {
-        plan::print(&steps);
+        plan::print(&plan(&stack, &model, &options, &release, None)?);
+        println!("{}", LOCKED);
         return Ok(());
     }
     let started = Instant::now();
     let env = &args.env.env;
     interrupt::set_hint(after_interruption("deploy", env));
-    plan::execute(sh, &steps)?;
+    let lock = Lock::take(sh, &stack, "deploy", args.break_lock)?;
+    let history = state::history(sh, &stack)?;
+    let steps = plan(&stack, &model, &options, &release, state::serving(&history))?;
+    let record = state::begin(sh, &stack, &lock, "deploy", &release.reference())?;
+    let outcome = plan::execute(sh, &steps);
+    state::finish(
+        sh,
+        &stack,
+        &lock,
+        &record,
+        serving_or_reason(sh, &stack, &model, &outcome),
+    )?;
+    outcome?;
+    prune_images(sh, &stack, &lock);
+    drop(lock);
     let elapsed = output::seconds(started.elapsed());
     println!(
         "{env} is up{}: {} ({elapsed})",
@@ -76,20 +91,73 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The image brought to the engine, database up and ready, migrations, then web up and
-/// healthy.
+/// What `--dry-run` says after the steps: they run under the lock.
+pub const LOCKED: &str =
+    "# all under the deploy lock, recorded in the history (cargo xtask history ENV)";
+
+/// The image brought to the engine, database up and ready, migrations, then web replaced
+/// behind the proxy.
 pub fn plan(
     stack: &Stack,
     model: &Model,
     options: &Options,
     release: &Release,
+    serving: Option<String>,
 ) -> anyhow::Result<Vec<Step>> {
     let mut steps = release.steps(&stack.engine, options.build)?;
     steps.extend(database_steps(stack, model, options.timeout)?);
     steps.push(migrate_step(stack, model));
-    steps.extend(web_steps(stack, model, options.timeout)?);
+    steps.extend(web_steps(stack, model, options.timeout, serving)?);
     Ok(steps)
 }
+
+/// For the history: the container that serves now, or why the deploy failed.
+fn serving_or_reason(
+    sh: &Shell,
+    stack: &Stack,
+    model: &Model,
+    outcome: &anyhow::Result<()>,
+) -> Result<String, String> {
+    match outcome {
+        Err(err) => Err(output::error_line(err)),
+        Ok(()) => {
+            let running = crate::docker::run::read(
+                sh,
+                &stack.compose(&["ps", "--format", "{{.Name}}", &model.xtask.web_service]),
+            );
+            Ok(running
+                .map(|names| names.trim().to_owned())
+                .unwrap_or_default())
+        }
+    }
+}
+
+/// Removes the app images older deploys sent to another host, but for the last few (which
+/// a rollback may want): what the history says was deployed, nothing else, and never on
+/// this machine's engine, whose images are the developer's. An image a container still
+/// uses is kept by the engine itself.
+fn prune_images(sh: &Shell, stack: &Stack, _lock: &Lock) {
+    if stack.engine.is_local() {
+        return;
+    }
+    let Ok(records) = state::history(sh, stack) else {
+        return;
+    };
+    let kept = state::recent_images(&records, IMAGES_KEPT);
+    let mut removed: Vec<&str> = Vec::new();
+    for record in &records {
+        let image = record.image.as_str();
+        if kept.iter().any(|kept| kept == image) || removed.contains(&image) {
+            continue;
+        }
+        removed.push(image);
+        // In use, or already gone: either way, nothing to do.
+        let _ = crate::docker::run::probe(sh, &stack.engine.docker(["image", "rm", image]));
+    }
+}
+
+/// How many of the last deployed images stay on the engine for a rollback.
+pub const IMAGES_KEPT: usize = 3;
 
 /// Starts the database and waits until PostgreSQL accepts connections: through its
 /// published port with our own probe where that is on this machine, else by the engine's
@@ -126,23 +194,48 @@ pub fn migrate_step(stack: &Stack, model: &Model) -> Step {
     )
 }
 
-/// Replaces web, then waits until its health endpoint answers 200. Always a new container:
-/// Compose would keep one whose configuration is unchanged, and with it the secret files
-/// it was given, where a rotated password must take effect.
-fn web_steps(stack: &Stack, model: &Model, timeout: Duration) -> anyhow::Result<Vec<Step>> {
+/// web replaced behind the proxy (see `switch`); then, on this machine's engine, the app
+/// through the proxy's published port, as a user reaches it.
+fn web_steps(
+    stack: &Stack,
+    model: &Model,
+    timeout: Duration,
+    serving: Option<String>,
+) -> anyhow::Result<Vec<Step>> {
     let settings = &model.xtask;
-    let web = settings.web_service.as_str();
-    let probe = probe_address(stack, model, web)?
-        .map(|address| format!("http://{address}{}", settings.health_path));
-    Ok(start_then_await(
-        stack,
-        web,
-        &["--no-build", "--no-deps", "--force-recreate"],
-        probe,
-        "healthy",
-        "become healthy",
-        timeout,
-    ))
+    let switch = Switch::new(stack, model, timeout, serving);
+    let mut steps = vec![
+        Step::new(
+            &format!("{} switched{}", settings.web_service, stack.engine.on()),
+            Action::Task(Arc::new(switch)),
+            &format!("the new {} was not put in service", settings.web_service),
+        )
+        .starts(&settings.web_service),
+    ];
+    if let Some(address) = probe_address(stack, model, &settings.proxy_service)? {
+        let target = format!("http://{address}{}", settings.health_path);
+        steps.push(
+            Step::await_ready(
+                &format!(
+                    "{} answers through {}",
+                    settings.web_service, settings.proxy_service
+                ),
+                target,
+                timeout,
+                &format!(
+                    "{} does not answer: its last logs are above",
+                    settings.proxy_service
+                ),
+            )
+            .diagnosed_by(stack.compose(&[
+                "logs",
+                "--tail",
+                "30",
+                &settings.proxy_service,
+            ])),
+        );
+    }
+    Ok(steps)
 }
 
 /// Where our own probe reaches a service: its published port, on this machine's engine only.
@@ -199,7 +292,7 @@ fn start_then_await(
 
 /// `http://10.201.1.2:8080/`, or how to reach a port the engine's machine keeps to itself.
 fn where_to_find(stack: &Stack, model: &Model) -> anyhow::Result<String> {
-    let web = &model.xtask.web_service;
+    let web = &model.xtask.proxy_service;
     let Some((host_ip, port)) = model.published(web)? else {
         return Ok(format!("{web} publishes no port"));
     };

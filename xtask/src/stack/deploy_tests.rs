@@ -12,6 +12,9 @@ const SETTINGS: &str = "x-xtask:
   db_service: db
   web_service: web
   migrate_service: migrate
+  proxy_service: proxy
+  ready_command: [app, healthcheck, --ready]
+  web_port: 8000
   health_path: /healthz
 ";
 
@@ -23,8 +26,9 @@ fn dev() -> Model {
     merged(
         "  db:
     ports: [{ host_ip: 127.0.0.1, target: 5432, published: '5433' }]
-  web:
-    ports: [{ host_ip: 127.0.0.1, target: 8000, published: '8000' }]
+  web: {}
+  proxy:
+    ports: [{ host_ip: 127.0.0.1, target: 80, published: '8000' }]
 ",
     )
 }
@@ -32,8 +36,9 @@ fn dev() -> Model {
 fn prod() -> Model {
     merged(
         "  db: {}
-  web:
-    ports: [{ target: 8000, published: '8080' }]
+  web: {}
+  proxy:
+    ports: [{ target: 80, published: '8080' }, { target: 443, published: '8443' }]
 ",
     )
 }
@@ -65,7 +70,8 @@ fn release(registry: Option<&str>) -> Release {
 }
 
 fn stack(env: &str, engine: Engine) -> Stack {
-    release(None).applied_to(Stack::new(env, "travial", engine))
+    let secret = crate::docker::Secret::new("APP_DB_PASSWORD", "s3cret");
+    release(None).applied_to(Stack::new(env, "travial", engine).with_secrets(vec![secret]))
 }
 
 fn remote() -> Engine {
@@ -90,13 +96,26 @@ const BUILD: &str = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker compose -p tra
     build --build-arg VERSION=0.1.0 --build-arg REVISION=0a1b2c3d4e --build-arg CREATED=2026-11-24T16:00:00+00:00 \
     --build-arg SOURCE=https://github.com/travial/travial web";
 
+/// The switch's lines, for a stack whose compose lines start with `compose`.
+fn switch(compose: &str, docker: &str, timeout: u64) -> String {
+    format!(
+        "{compose} up --detach --no-build --no-deps --no-recreate --scale web=<running + 1> web  # with the secrets APP_DB_PASSWORD\n\
+         {docker} exec '<the new web>' app healthcheck --ready    # until it succeeds, for at most {timeout} s\n\
+         {compose} up --detach --no-build --no-deps proxy\n\
+         {compose} exec -T -e 'UPSTREAMS=<the new web>:8000' proxy caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile\n\
+         {docker} stop --time 10 '<each old web>'\n\
+         {docker} rm '<each old web>'"
+    )
+}
+
 #[test]
-fn dev_builds_the_revision_and_probes_through_the_published_ports() {
+fn dev_builds_the_revision_switches_web_and_probes_through_the_published_ports() {
     let steps = plan(
         &stack("dev", Engine::Local),
         &dev(),
         &OPTIONS,
         &release(None),
+        None,
     )
     .unwrap();
     let compose = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker compose -p travial-dev \
@@ -105,10 +124,10 @@ fn dev_builds_the_revision_and_probes_through_the_published_ports() {
         lines(&steps),
         [
             BUILD.to_owned(),
-            format!("{compose} up --detach --no-build db"),
+            format!("{compose} up --detach --no-build db  # with the secrets APP_DB_PASSWORD"),
             "cargo xtask wait postgres://127.0.0.1:5433 --timeout 60s".to_owned(),
-            format!("{compose} run --rm --no-deps migrate"),
-            format!("{compose} up --detach --no-build --no-deps --force-recreate web"),
+            format!("{compose} run --rm --no-deps migrate  # with the secrets APP_DB_PASSWORD"),
+            switch(compose, "docker", 60),
             "cargo xtask wait http://127.0.0.1:8000/healthz --timeout 60s".to_owned(),
         ]
     );
@@ -116,6 +135,8 @@ fn dev_builds_the_revision_and_probes_through_the_published_ports() {
         steps[2].diagnose[0].to_string(),
         format!("{compose} logs --tail 30 db")
     );
+    assert_eq!(steps[4].done, "web switched");
+    assert_eq!(steps[4].starts.as_deref(), Some("web"));
 }
 
 #[test]
@@ -129,6 +150,7 @@ fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
         &prod(),
         &options,
         &release(None),
+        None,
     )
     .unwrap();
     let compose = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker compose -p travial-prod \
@@ -136,9 +158,11 @@ fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
     assert_eq!(
         lines(&steps),
         [
-            format!("{compose} up --detach --no-build --wait --wait-timeout 90 db"),
-            format!("{compose} run --rm --no-deps migrate"),
-            format!("{compose} up --detach --no-build --no-deps --force-recreate web"),
+            format!(
+                "{compose} up --detach --no-build --wait --wait-timeout 90 db  # with the secrets APP_DB_PASSWORD"
+            ),
+            format!("{compose} run --rm --no-deps migrate  # with the secrets APP_DB_PASSWORD"),
+            switch(compose, "docker", 90),
             "cargo xtask wait http://127.0.0.1:8080/healthz --timeout 90s".to_owned(),
         ]
     );
@@ -148,7 +172,14 @@ fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
 
 #[test]
 fn a_remote_engine_gets_the_image_over_ssh_and_is_waited_for_through_itself() {
-    let steps = plan(&stack("dev", remote()), &dev(), &OPTIONS, &release(None)).unwrap();
+    let steps = plan(
+        &stack("dev", remote()),
+        &dev(),
+        &OPTIONS,
+        &release(None),
+        None,
+    )
+    .unwrap();
     let compose = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker --host ssh://root@10.201.1.2 compose \
         -p travial-dev -f compose/compose.yaml -f compose/compose.dev.yaml";
     assert_eq!(
@@ -158,12 +189,13 @@ fn a_remote_engine_gets_the_image_over_ssh_and_is_waited_for_through_itself() {
             "docker save travial/app:0a1b2c3 | docker --host ssh://root@10.201.1.2 load --quiet    \
              # unless root@10.201.1.2 has that image already"
                 .to_owned(),
-            format!("{compose} up --detach --no-build --wait --wait-timeout 60 db"),
-            format!("{compose} run --rm --no-deps migrate"),
-            format!("{compose} up --detach --no-build --no-deps --force-recreate --wait --wait-timeout 60 web"),
+            format!("{compose} up --detach --no-build --wait --wait-timeout 60 db  # with the secrets APP_DB_PASSWORD"),
+            format!("{compose} run --rm --no-deps migrate  # with the secrets APP_DB_PASSWORD"),
+            switch(compose, "docker --host ssh://root@10.201.1.2", 60),
         ]
     );
     assert_eq!(steps[2].done, "db ready on root@10.201.1.2");
+    assert_eq!(steps[4].done, "web switched on root@10.201.1.2");
 }
 
 #[test]
@@ -174,6 +206,7 @@ fn with_a_registry_the_image_is_pushed_here_and_pulled_there() {
         &prod(),
         &OPTIONS,
         &release,
+        None,
     )
     .unwrap();
     let lines = lines(&steps);
@@ -207,7 +240,14 @@ fn down_keeps_the_data_unless_asked() {
 #[test]
 fn no_step_of_a_deploy_removes_volumes() {
     for merged in [dev(), prod()] {
-        let steps = plan(&stack("dev", remote()), &merged, &OPTIONS, &release(None)).unwrap();
+        let steps = plan(
+            &stack("dev", remote()),
+            &merged,
+            &OPTIONS,
+            &release(None),
+            None,
+        )
+        .unwrap();
         assert!(
             lines(&steps)
                 .iter()

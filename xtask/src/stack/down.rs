@@ -3,23 +3,24 @@
 
 use xshell::Shell;
 
-use super::Stack;
+use super::{Stack, state::Lock};
 use crate::{
     cli::DownArgs,
-    docker::{self, Needs},
+    docker::Needs,
     plan::{self, Step},
 };
 
 pub fn run(sh: &Shell, args: &DownArgs) -> anyhow::Result<()> {
-    let (stack, _) = args.env.stack(sh)?;
-    docker::preflight(sh, &stack.engine, Needs::acting(args.dry_run, false))?;
+    let (stack, _) = args.env.stack(sh, Needs::acting(args.dry_run, false))?;
     let steps = [step(&stack, args.volumes)];
     if args.dry_run {
         plan::print(&steps);
-        Ok(())
-    } else {
-        plan::execute(sh, &steps)
+        println!("# under the deploy lock");
+        return Ok(());
     }
+    // Never while a deploy or a rollback runs.
+    let _lock = Lock::take(sh, &stack, "down", args.break_lock)?;
+    plan::execute(sh, &steps)
 }
 
 pub fn step(stack: &Stack, volumes: bool) -> Step {

@@ -107,7 +107,7 @@ mod tests {
             environments(&root().join(COMPOSE_DIR)).unwrap(),
             ["dev", "prod", "staging"]
         );
-        assert_eq!(services(&root()), ["db", "web"]);
+        assert_eq!(services(&root()), ["db", "proxy", "web"]);
     }
 
     #[test]

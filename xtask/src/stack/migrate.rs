@@ -7,15 +7,10 @@ use super::{
     after_interruption, deploy,
     release::{Release, Wanted},
 };
-use crate::{
-    cli::MigrateArgs,
-    docker::{self, Needs},
-    interrupt, plan,
-};
+use crate::{cli::MigrateArgs, docker::Needs, interrupt, plan};
 
 pub fn run(sh: &Shell, args: &MigrateArgs) -> anyhow::Result<()> {
-    let (stack, model) = args.env.stack(sh)?;
-    docker::preflight(sh, &stack.engine, Needs::acting(args.dry_run, false))?;
+    let (stack, model) = args.env.stack(sh, Needs::acting(args.dry_run, false))?;
     let stack = args.secrets.resolve(sh, stack, &model)?;
     let wanted = Wanted {
         build: false,

@@ -2,16 +2,21 @@
 //! compose command line (the base file, then the environment's override, one project per
 //! environment, on the engine chosen for it) and computes the merged model once.
 
+mod clock;
 pub mod config;
 pub mod deploy;
 pub mod down;
 mod environments;
+pub mod history;
 pub mod logs;
 pub mod migrate;
 mod model;
 pub mod release;
+pub mod rollback;
 pub mod secrets;
+pub mod state;
 pub mod status;
+mod switch;
 
 use std::path::{Path, PathBuf};
 

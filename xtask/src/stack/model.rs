@@ -27,6 +27,12 @@ pub struct Settings {
     /// The one-off service that applies the migrations (`docker compose run --rm`).
     pub migrate_service: String,
     pub health_path: String,
+    /// The reverse proxy in front of web, which a deploy switches to the new web.
+    pub proxy_service: String,
+    /// What a new web container runs in itself until it succeeds: it is ready.
+    pub ready_command: Vec<String>,
+    /// The port web listens on, where the proxy sends requests.
+    pub web_port: u16,
     /// Values for secrets an environment does not give: dev's override only.
     #[serde(default)]
     pub secret_defaults: BTreeMap<String, String>,
@@ -51,6 +57,9 @@ pub struct Service {
     pub image: Option<String>,
     #[serde(default)]
     pub ports: Vec<Port>,
+    /// As Compose prints it merged: a map (a variable without a value is null).
+    #[serde(default)]
+    pub environment: BTreeMap<String, Option<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +144,9 @@ x-xtask:
   db_service: db
   web_service: web
   migrate_service: migrate
+  proxy_service: proxy
+  ready_command: [app, healthcheck, --ready]
+  web_port: 8000
   health_path: /healthz
 "#;
 

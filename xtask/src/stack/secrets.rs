@@ -246,6 +246,9 @@ x-xtask:
   db_service: db
   web_service: web
   migrate_service: migrate
+  proxy_service: proxy
+  ready_command: [app, healthcheck, --ready]
+  web_port: 8000
   health_path: /healthz
 {defaults}"
         ))

@@ -14,7 +14,7 @@ use xshell::Shell;
 
 use crate::{
     cli::StatusArgs,
-    docker::{self, Needs, run},
+    docker::{Needs, run},
 };
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -34,8 +34,7 @@ pub struct Port {
 }
 
 pub fn run(sh: &Shell, args: &StatusArgs) -> anyhow::Result<()> {
-    let (stack, _) = args.env.stack(sh)?;
-    docker::preflight(sh, &stack.engine, Needs::ENGINE)?;
+    let (stack, _) = args.env.stack(sh, Needs::ENGINE)?;
     if !args.json {
         return run::print(sh, &stack.compose(&["ps", "--all"]));
     }

@@ -83,6 +83,7 @@ impl Sandbox {
                 ("APP_TAG", APP_TAG.to_owned()),
                 ("WEB_PORT", free_port().to_string()),
                 ("DB_PORT", free_port().to_string()),
+                ("HTTPS_PORT", free_port().to_string()),
             ]
             .map(|(key, value)| (key.to_owned(), value)),
         );

@@ -1,0 +1,248 @@
+//! `cargo xtask rollback ENV [--to TAG]`: back to the image deployed before the current
+//! one (or the one `--to` names, of the same repository), with the same switch as a
+//! deploy, under the same lock, recorded in the same history. Migrations are never
+//! reverted: an image that knows fewer than the database has applied needs `--force`.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use xshell::Shell;
+
+use super::{
+    Model, Stack,
+    deploy::IMAGES_KEPT,
+    state::{self, Lock, Record},
+    switch::Switch,
+};
+use crate::{
+    cli::RollbackArgs,
+    docker::{Engine, Needs, run},
+    hint::Hint,
+    image::repository_of,
+    interrupt, output,
+    plan::{self, Action, Step},
+};
+
+pub fn run(sh: &Shell, args: &RollbackArgs) -> anyhow::Result<()> {
+    let (stack, model) = args.env.stack(sh, Needs::ENGINE)?;
+    let stack = args.secrets.resolve(sh, stack, &model)?;
+    let env = &args.env.env;
+    let lock = match args.dry_run {
+        true => None,
+        false => Some(Lock::take(sh, &stack, "rollback", args.break_lock)?),
+    };
+    let records = state::history(sh, &stack)?;
+    let (target, current) = target(&records, args.to.as_deref(), env)?;
+    check_migrations(sh, &stack, &model, &target, args.force)?;
+    let (repository, tag) = (
+        repository_of(&target),
+        &target[repository_of(&target).len() + 1..],
+    );
+    let stack = stack.running(repository, tag);
+    let mut steps = Vec::new();
+    if !present(sh, &stack.engine, &target)? {
+        if stack.engine.is_local() || !present(sh, &Engine::Local, &target)? {
+            bail!(
+                "{target} is no longer on {} (the last {IMAGES_KEPT} deployed images are kept): deploy that revision instead",
+                stack.engine
+            );
+        }
+        steps.push(Step::new(
+            &format!("{target} on {}", stack.engine),
+            Action::Ship {
+                image: target.clone(),
+                to: stack.engine.clone(),
+            },
+            &format!("the image did not reach {}", stack.engine),
+        ));
+    }
+    let switch = Switch::new(&stack, &model, args.timeout, state::serving(&records));
+    steps.push(
+        Step::new(
+            &format!(
+                "{} back on {target}{}",
+                model.xtask.web_service,
+                stack.engine.on()
+            ),
+            Action::Task(Arc::new(switch)),
+            &format!("the rollback to {target} did not happen"),
+        )
+        .starts(&model.xtask.web_service),
+    );
+    let Some(lock) = lock else {
+        println!("# from {} back to {target}", current.unwrap_or_default());
+        plan::print(&steps);
+        println!("{}", super::deploy::LOCKED);
+        return Ok(());
+    };
+    interrupt::set_hint(format!(
+        "run `cargo xtask rollback {env}` again to finish, or `cargo xtask history {env}` to see where it stands"
+    ));
+    let record = state::begin(sh, &stack, &lock, "rollback", &target)?;
+    let outcome = plan::execute(sh, &steps);
+    let result = match &outcome {
+        Ok(()) => Ok(serving_container(sh, &stack, &model).unwrap_or_default()),
+        Err(err) => Err(output::error_line(err)),
+    };
+    state::finish(sh, &stack, &lock, &record, result)?;
+    outcome?;
+    println!("{env} is back on {target}{}", stack.engine.on());
+    Ok(())
+}
+
+/// Which image to go back to, and the current one: `--to TAG` of the current image's
+/// repository, else the newest image that succeeded before the current one.
+pub fn target(
+    records: &[Record],
+    to: Option<&str>,
+    env: &str,
+) -> anyhow::Result<(String, Option<String>)> {
+    let succeeded: Vec<&Record> = records.iter().filter(|record| record.succeeded()).collect();
+    let current = succeeded.last().map(|record| record.image.clone());
+    let Some(now) = &current else {
+        bail!(
+            "{env} was never deployed here, so there is nothing to roll back to: `cargo xtask deploy {env}`"
+        );
+    };
+    let target = match to {
+        Some(tag) => format!("{}:{tag}", repository_of(now)),
+        None => succeeded
+            .iter()
+            .rev()
+            .map(|record| &record.image)
+            .find(|image| *image != now)
+            .cloned()
+            .with_context(|| {
+                format!("{env} has no earlier image to go back to: the history holds only {now} (`cargo xtask history {env}`)")
+            })?,
+    };
+    if target == *now {
+        bail!("{env} runs {target} already");
+    }
+    Ok((target, current))
+}
+
+fn present(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<bool> {
+    let inspect = engine.docker(["image", "inspect", "--format", "{{.Id}}", image]);
+    Ok(run::probe(sh, &inspect)?.status.success())
+}
+
+/// Refuses an image that knows fewer migrations than the database has applied, unless
+/// forced: the schema stays as it is, and that image's code may not work with it.
+fn check_migrations(
+    sh: &Shell,
+    stack: &Stack,
+    model: &Model,
+    target: &str,
+    force: bool,
+) -> anyhow::Result<()> {
+    let engine = &stack.engine;
+    let knows = run::read(
+        sh,
+        &engine.docker(["run", "--rm", "--entrypoint", "app", target, "migrations"]),
+    )
+    .ok()
+    .and_then(|text| text.trim().parse::<i64>().ok());
+    let db = &model.xtask.db_service;
+    let environment = &model.service(db)?.environment;
+    let setting = |name: &str, default: &str| {
+        environment
+            .get(name)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let (user, database) = (
+        setting("POSTGRES_USER", "postgres"),
+        setting("POSTGRES_DB", "postgres"),
+    );
+    let query = "SELECT COALESCE(MAX(version), 0) FROM refinery_schema_history";
+    let applied = run::read(
+        sh,
+        &stack.compose(&[
+            "exec", "-T", db, "psql", "-U", &user, "-d", &database, "-tAc", query,
+        ]),
+    )
+    .ok()
+    .and_then(|text| text.trim().parse::<i64>().ok());
+    let unsure = |what: String| -> anyhow::Result<()> {
+        match force {
+            true => Ok(()),
+            false => Err(Hint::new(what, "roll back anyway with --force").into()),
+        }
+    };
+    match (knows, applied) {
+        (Some(knows), Some(applied)) if knows < applied && !force => Err(Hint::new(
+            format!(
+                "{target} knows the migrations up to V{knows}, and the database has V{applied} applied: \
+                 migrations are never reverted, so its code may not work with this schema"
+            ),
+            "roll back anyway with --force, or deploy a fix instead",
+        )
+        .into()),
+        (Some(_), Some(_)) => Ok(()),
+        (None, _) => unsure(format!(
+            "cannot tell which migrations {target} knows (`app migrations` failed in it: an image older than that command?)"
+        )),
+        (_, None) => unsure(format!(
+            "cannot read which migrations the database has applied (is {db} running?)"
+        )),
+    }
+}
+
+fn serving_container(sh: &Shell, stack: &Stack, model: &Model) -> anyhow::Result<String> {
+    Ok(run::read(
+        sh,
+        &stack.compose(&["ps", "--format", "{{.Name}}", &model.xtask.web_service]),
+    )?
+    .trim()
+    .to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(image: &str, result: &str) -> Record {
+        Record {
+            at: String::new(),
+            by: String::new(),
+            command: "deploy".into(),
+            image: image.into(),
+            result: result.into(),
+            container: None,
+        }
+    }
+
+    #[test]
+    fn back_to_the_image_that_served_before_the_current_one() {
+        let records = [
+            record("app:1", "succeeded"),
+            record("app:2", "succeeded"),
+            record("app:2", "succeeded"),
+            record("app:3", "failed: never ready"),
+        ];
+        let (target, current) = target(&records, None, "prod").unwrap();
+        assert_eq!(
+            (target.as_str(), current.as_deref()),
+            ("app:1", Some("app:2"))
+        );
+        assert_eq!(target_of(&records, Some("0a1b2c3")), "app:0a1b2c3");
+        let only = [record("app:1", "succeeded")];
+        let err = super::target(&only, None, "prod").unwrap_err().to_string();
+        assert!(
+            err.starts_with("prod has no earlier image to go back to"),
+            "{err}"
+        );
+        let none = super::target(&[], None, "prod").unwrap_err().to_string();
+        assert!(none.starts_with("prod was never deployed here"), "{none}");
+        assert!(
+            super::target(&records, Some("2"), "prod").is_err(),
+            "the current one"
+        );
+    }
+
+    fn target_of(records: &[Record], to: Option<&str>) -> String {
+        super::target(records, to, "prod").unwrap().0
+    }
+}

@@ -1,0 +1,303 @@
+//! Replacing web without dropping a request: a new web container beside the old, its
+//! readiness awaited from inside it (through the engine, so the same on a remote host),
+//! the proxy pointed at it by a graceful `caddy reload`, then the old drained (SIGTERM:
+//! it finishes what it was serving) and removed. A new web that never gets ready is
+//! removed and the old keeps serving.
+
+use std::{
+    fmt, thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::bail;
+use xshell::Shell;
+
+use super::{Model, Stack};
+use crate::{
+    docker::{Command, run},
+    hint::Hint,
+    interrupt,
+    plan::Task,
+};
+
+/// How often the new container is asked whether it is ready.
+const READY_POLL: Duration = Duration::from_millis(200);
+/// How long an old container may take to finish its requests once told to stop: the
+/// app's own limit is 8 s.
+const DRAIN_SECONDS: &str = "10";
+/// The Caddyfile the proxy reloads with the new upstream.
+const CADDYFILE: &str = "/etc/caddy/Caddyfile";
+const NEW: &str = "<the new web>";
+
+#[derive(Debug)]
+pub struct Switch {
+    pub stack: Stack,
+    pub web: String,
+    pub proxy: String,
+    pub port: u16,
+    pub ready: Vec<String>,
+    pub timeout: Duration,
+    /// The container to keep if several web containers run (an earlier deploy stopped
+    /// midway): the one the history says serves.
+    pub serving: Option<String>,
+}
+
+/// A web container as `docker ps` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Container {
+    id: String,
+    name: String,
+    state: String,
+}
+
+impl Switch {
+    pub fn new(stack: &Stack, model: &Model, timeout: Duration, serving: Option<String>) -> Switch {
+        Switch {
+            stack: stack.clone(),
+            web: model.xtask.web_service.clone(),
+            proxy: model.xtask.proxy_service.clone(),
+            port: model.xtask.web_port,
+            ready: model.xtask.ready_command.clone(),
+            timeout,
+            serving,
+        }
+    }
+
+    fn scale_up(&self, count: usize) -> Command {
+        let scale = format!("{}={count}", self.web);
+        self.stack.compose_with_secrets(&[
+            "up",
+            "--detach",
+            "--no-build",
+            "--no-deps",
+            "--no-recreate",
+            "--scale",
+            &scale,
+            &self.web,
+        ])
+    }
+
+    fn is_ready(&self, container: &str) -> Command {
+        let mut args = vec!["exec".to_owned(), container.to_owned()];
+        args.extend(self.ready.iter().cloned());
+        self.stack.engine.docker(args)
+    }
+
+    fn proxy_up(&self) -> Command {
+        self.stack
+            .compose(&["up", "--detach", "--no-build", "--no-deps", &self.proxy])
+    }
+
+    fn point_proxy_at(&self, container: &str) -> Command {
+        let upstreams = format!("UPSTREAMS={container}:{}", self.port);
+        self.stack.compose(&[
+            "exec",
+            "-T",
+            "-e",
+            &upstreams,
+            &self.proxy,
+            "caddy",
+            "reload",
+            "--config",
+            CADDYFILE,
+            "--adapter",
+            "caddyfile",
+        ])
+    }
+
+    fn drain(&self, container: &str) -> [Command; 2] {
+        let engine = &self.stack.engine;
+        [
+            engine.docker(["stop", "--time", DRAIN_SECONDS, container]),
+            engine.docker(["rm", container]),
+        ]
+    }
+
+    /// The service's containers, oldest first.
+    fn containers(&self, sh: &Shell) -> anyhow::Result<Vec<Container>> {
+        let project = format!("label=com.docker.compose.project={}", self.stack.project);
+        let service = format!("label=com.docker.compose.service={}", self.web);
+        let listing = run::read(
+            sh,
+            &self.stack.engine.docker([
+                "ps",
+                "--all",
+                "--filter",
+                &project,
+                "--filter",
+                &service,
+                "--format",
+                "{{.ID}} {{.Names}} {{.State}}",
+            ]),
+        )?;
+        let mut containers: Vec<Container> = listing
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                Some(Container {
+                    id: words.next()?.to_owned(),
+                    name: words.next()?.to_owned(),
+                    state: words.next().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect();
+        // `docker ps` lists the newest first.
+        containers.reverse();
+        Ok(containers)
+    }
+
+    /// Until the container says it is ready, or exits, or the time is up.
+    fn await_ready(&self, sh: &Shell, container: &Container) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let probe = self.is_ready(&container.name);
+        let mut last = String::new();
+        while started.elapsed() < self.timeout {
+            let output = run::probe(sh, &probe)?;
+            if output.status.success() {
+                return Ok(());
+            }
+            last = run::last_line(&String::from_utf8_lossy(&output.stderr)).unwrap_or_default();
+            let state = run::read(
+                sh,
+                &self.stack.engine.docker([
+                    "inspect",
+                    "--format",
+                    "{{.State.Status}}",
+                    &container.name,
+                ]),
+            )?;
+            if matches!(state.trim(), "exited" | "dead") {
+                bail!(
+                    "the new {} ({}) exited instead of getting ready",
+                    self.web,
+                    container.name
+                );
+            }
+            thread::sleep(READY_POLL);
+        }
+        bail!(
+            "the new {} ({}) was not ready within {} s ({last})",
+            self.web,
+            container.name,
+            self.timeout.as_secs()
+        )
+    }
+
+    /// The new container's last logs, then its removal: the old ones keep serving.
+    fn abandon(&self, sh: &Shell, container: &Container) {
+        let logs = self
+            .stack
+            .engine
+            .docker(["logs", "--tail", "30", &container.name]);
+        eprintln!(
+            "--- what went wrong, as the new {}'s logs tell it:",
+            self.web
+        );
+        eprintln!("$ {logs}");
+        if let Ok(output) = run::probe(sh, &logs) {
+            eprint!("{}", String::from_utf8_lossy(&output.stdout));
+            eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        }
+        eprintln!("---");
+        let _ = run::act(
+            sh,
+            &self.stack.engine.docker(["rm", "--force", &container.name]),
+        );
+    }
+}
+
+impl Task for Switch {
+    fn run(&self, sh: &Shell) -> anyhow::Result<String> {
+        let mut old = self.containers(sh)?;
+        // Leftovers of a deploy stopped midway: never switched to, or stopped.
+        if old.len() > 1 {
+            let keep = self
+                .serving
+                .as_ref()
+                .and_then(|name| {
+                    old.iter()
+                        .find(|container| container.name == *name && container.state == "running")
+                })
+                .or_else(|| old.iter().find(|container| container.state == "running"))
+                .cloned();
+            for container in old
+                .iter()
+                .filter(|container| Some(*container) != keep.as_ref())
+            {
+                run::act(
+                    sh,
+                    &self.stack.engine.docker(["rm", "--force", &container.name]),
+                )?;
+            }
+            old = keep.into_iter().collect();
+        }
+        run::act(sh, &self.scale_up(old.len() + 1))?;
+        let new = self
+            .containers(sh)?
+            .into_iter()
+            .find(|container| !old.iter().any(|known| known.id == container.id))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "`{}` started no new container",
+                    self.scale_up(old.len() + 1)
+                )
+            })?;
+        // Stopped before the switch: the new container goes, the old keeps serving.
+        let engine_docker = self.stack.engine.docker(["rm", "--force", &new.name]);
+        let dir = sh.current_dir();
+        interrupt::on_interruption(
+            "new web",
+            Box::new(move || {
+                run::while_stopping(&dir, &engine_docker);
+            }),
+        );
+        let ready = self
+            .await_ready(sh, &new)
+            .and_then(|()| run::act(sh, &self.proxy_up()))
+            .and_then(|()| run::act(sh, &self.point_proxy_at(&new.name)));
+        if let Err(err) = ready {
+            interrupt::forget_cleanup("new web");
+            self.abandon(sh, &new);
+            let kept = match old.first() {
+                Some(old) => format!("{} keeps serving", old.name),
+                None => "nothing serves yet".to_owned(),
+            };
+            return Err(Hint::new(
+                format!("{err:#}: it was removed, {kept}"),
+                "fix what its logs above say, then deploy again",
+            )
+            .into());
+        }
+        interrupt::forget_cleanup("new web");
+        for container in &old {
+            for command in self.drain(&container.name) {
+                run::act(sh, &command)?;
+            }
+        }
+        Ok(format!(
+            "{} switched to {}{}",
+            self.web,
+            new.name,
+            self.stack.engine.on()
+        ))
+    }
+}
+
+/// The commands, with what is found when it runs in `<…>`.
+impl fmt::Display for Switch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [stop, remove] = self.drain("<each old web>");
+        let ready = self.is_ready(NEW);
+        write!(
+            f,
+            "{}\n{ready}    # until it succeeds, for at most {} s\n{}\n{}\n{stop}\n{remove}",
+            self.scale_up(2).to_string().replace(
+                &format!("{}=2", self.web),
+                &format!("{}=<running + 1>", self.web)
+            ),
+            self.timeout.as_secs(),
+            self.proxy_up(),
+            self.point_proxy_at(NEW),
+        )
+    }
+}
