@@ -203,7 +203,8 @@ impl std::fmt::Display for MigrateError {
         match self {
             Self::Connect(err) => write!(
                 f,
-                "cannot connect to the database ({err}): check DATABASE_URL, DATABASE_PASSWORD_FILE and that PostgreSQL is up"
+                "cannot connect to the database ({}): check DATABASE_URL, DATABASE_PASSWORD_FILE and that PostgreSQL is up",
+                reason(err)
             ),
             Self::Lock(err) => write!(f, "cannot take the migration lock: {err}"),
             Self::Apply(err) => write!(f, "migration failed, nothing after it was applied: {err}"),
@@ -220,6 +221,15 @@ impl std::fmt::Display for MigrateError {
 }
 
 impl std::error::Error for MigrateError {}
+
+/// The server's own words when it refused (`password authentication failed for user …`),
+/// else the driver's: tokio-postgres says only `db error` for the former.
+fn reason(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => err.to_string(),
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,15 +3,13 @@
 mod e2e;
 
 use std::{
-    io::{BufRead, BufReader},
     net::TcpListener,
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
-use e2e::{Sandbox, assert_success, exclusive, http, stderr};
+use e2e::{Running, Sandbox, assert_success, exclusive, http, stderr};
 
 const PLAYER: &str = r#"{"name":"ann","city":"Rome","birthdate":"1990-05-17"}"#;
 
@@ -232,87 +230,6 @@ fn never_ready_postgres(sandbox: &Sandbox) -> String {
         "build the never-ready image",
     );
     image.to_owned()
-}
-
-/// The xtask running in the background, its stderr read line by line.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(sandbox: &Sandbox, args: &[&str]) -> Running {
-        let mut child = Command::new(e2e::XTASK)
-            .args(args)
-            .current_dir(e2e::root())
-            .envs(sandbox.vars.iter().cloned())
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (sender, lines) = mpsc::channel();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line of stderr that starts with `prefix`.
-    fn wait_for_line(&mut self, prefix: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.seen.iter().any(|line| line.starts_with(prefix)) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
-                Err(_) => panic!(
-                    "no `{prefix}` line within {limit:?}:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Sends SIGINT, as Ctrl-C does, and returns the exit code and how long the exit took.
-    fn interrupt(&mut self) -> (Option<i32>, Duration) {
-        let sent = Instant::now();
-        let kill = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
-        let limit = Duration::from_secs(10);
-        let code = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status.code();
-            }
-            if sent.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!(
-                    "still running {limit:?} after SIGINT:\n{}",
-                    self.seen.join("\n")
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        let took = sent.elapsed();
-        self.seen.extend(self.lines.iter());
-        (code, took)
-    }
-
-    fn log(&self) -> String {
-        self.seen.join("\n")
-    }
 }
 
 /// The processes whose command line mentions `word` (the docker client and its compose

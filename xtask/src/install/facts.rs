@@ -117,8 +117,9 @@ fn daemon_answers(sh: &Shell, machine: &Machine) -> anyhow::Result<bool> {
         &Command::docker(["info", "--format", "{{.ServerVersion}}"]),
         false,
     );
-    let answer = run::probe_within(sh, &info, docker::preflight::DAEMON_ANSWER_TIMEOUT)?;
-    Ok(matches!(answer, Some(info) if info.status.success()
+    // No docker at all (it cannot even start) is no daemon either.
+    let answer = run::probe_within(sh, &info, docker::preflight::DAEMON_ANSWER_TIMEOUT);
+    Ok(matches!(answer, Ok(Some(info)) if info.status.success()
         || String::from_utf8_lossy(&info.stderr).contains("permission denied")))
 }
 

@@ -212,7 +212,13 @@ fn web_steps(
         )
         .starts(&settings.web_service),
     ];
-    if let Some(address) = probe_address(stack, model, &settings.proxy_service)? {
+    // With a domain, the proxy answers by that name only, over HTTPS: nothing to probe by
+    // address here.
+    let probe = match model.domain() {
+        Some(_) => None,
+        None => probe_address(stack, model, &settings.proxy_service)?,
+    };
+    if let Some(address) = probe {
         let target = format!("http://{address}{}", settings.health_path);
         steps.push(
             Step::await_ready(
@@ -293,6 +299,12 @@ fn start_then_await(
 /// `http://10.201.1.2:8080/`, or how to reach a port the engine's machine keeps to itself.
 fn where_to_find(stack: &Stack, model: &Model) -> anyhow::Result<String> {
     let web = &model.xtask.proxy_service;
+    if let Some(domain) = model.domain() {
+        return Ok(match model.published_for(web, 443) {
+            Some("443") | None => format!("https://{domain}/"),
+            Some(port) => format!("https://{domain}:{port}/"),
+        });
+    }
     let Some((host_ip, port)) = model.published(web)? else {
         return Ok(format!("{web} publishes no port"));
     };

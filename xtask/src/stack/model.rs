@@ -64,6 +64,8 @@ pub struct Service {
 
 #[derive(Debug, Deserialize)]
 pub struct Port {
+    #[serde(default)]
+    pub target: u16,
     pub published: Option<String>,
     pub host_ip: Option<String>,
 }
@@ -103,6 +105,27 @@ impl Model {
             .published
             .as_deref()
             .map(|published| (port.host_ip.as_deref(), published)))
+    }
+
+    /// The domain the proxy serves, when the environment names one (`DOMAIN`).
+    pub fn domain(&self) -> Option<&str> {
+        let proxy = self.services.get(&self.xtask.proxy_service)?;
+        proxy
+            .environment
+            .get("DOMAIN")?
+            .as_deref()
+            .filter(|domain| !domain.is_empty())
+    }
+
+    /// The port a service publishes for `target` (the proxy's 443), if it does.
+    pub fn published_for(&self, service: &str, target: u16) -> Option<&str> {
+        self.services
+            .get(service)?
+            .ports
+            .iter()
+            .find(|port| port.target == target)?
+            .published
+            .as_deref()
     }
 
     /// Where this machine reaches a service's first published port on `engine`, if it

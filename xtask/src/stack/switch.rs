@@ -157,16 +157,22 @@ impl Switch {
                 return Ok(());
             }
             last = run::last_line(&String::from_utf8_lossy(&output.stderr)).unwrap_or_default();
+            // An exit, or a restart after one (`restart: unless-stopped`): it will not be.
             let state = run::read(
                 sh,
                 &self.stack.engine.docker([
                     "inspect",
                     "--format",
-                    "{{.State.Status}}",
+                    "{{.State.Status}} {{.RestartCount}}",
                     &container.name,
                 ]),
             )?;
-            if matches!(state.trim(), "exited" | "dead") {
+            let mut state = state.split_whitespace();
+            let (status, restarts) = (
+                state.next().unwrap_or_default(),
+                state.next().unwrap_or("0"),
+            );
+            if matches!(status, "exited" | "dead" | "restarting") || restarts != "0" {
                 bail!(
                     "the new {} ({}) exited instead of getting ready",
                     self.web,

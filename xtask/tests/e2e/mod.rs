@@ -6,12 +6,16 @@
 #![allow(dead_code)]
 
 pub mod hosts;
+pub mod load;
 
 use std::{
+    io::{BufRead, BufReader},
     net::TcpListener,
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
     sync::{Mutex, MutexGuard, OnceLock},
+    thread,
     time::{Duration, Instant},
 };
 
@@ -258,5 +262,86 @@ impl DockerConfig {
 impl Drop for DockerConfig {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The xtask running in the background, its stderr read line by line.
+pub struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    pub fn start(sandbox: &Sandbox, args: &[&str]) -> Running {
+        let mut child = Command::new(XTASK)
+            .args(args)
+            .current_dir(root())
+            .envs(sandbox.vars.iter().cloned())
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, lines) = mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line of stderr that starts with `prefix`.
+    pub fn wait_for_line(&mut self, prefix: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.seen.iter().any(|line| line.starts_with(prefix)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "no `{prefix}` line within {limit:?}:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends SIGINT, as Ctrl-C does, and returns the exit code and how long the exit took.
+    pub fn interrupt(&mut self) -> (Option<i32>, Duration) {
+        let sent = Instant::now();
+        let kill = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let limit = Duration::from_secs(10);
+        let code = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status.code();
+            }
+            if sent.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!(
+                    "still running {limit:?} after SIGINT:\n{}",
+                    self.seen.join("\n")
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let took = sent.elapsed();
+        self.seen.extend(self.lines.iter());
+        (code, took)
+    }
+
+    pub fn log(&self) -> String {
+        self.seen.join("\n")
     }
 }
