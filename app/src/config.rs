@@ -1,7 +1,7 @@
 //! Configuration, read from the environment only. Passwords come from files (Compose and
 //! Swarm secrets), never from a variable's value or a URL that `docker inspect` would show.
 
-use std::{fmt, net::SocketAddr, str::FromStr};
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8000";
 
@@ -12,6 +12,9 @@ pub struct Config {
     pub app_role: Option<AppRole>,
     pub addr: SocketAddr,
     pub log_format: LogFormat,
+    /// After a stop signal, how long the server keeps serving before it finishes (see
+    /// `http::serve`): `APP_DRAIN_SECONDS`, 0 by default.
+    pub drain: Duration,
 }
 
 /// The least-privileged role of the web service: its name, and the password `migrate`
@@ -92,6 +95,7 @@ impl Config {
             app_role,
             addr: listen_addr(lookup("APP_ADDR"))?,
             log_format: log_format(lookup("APP_LOG_FORMAT"))?,
+            drain: drain(lookup("APP_DRAIN_SECONDS"))?,
         })
     }
 }
@@ -129,6 +133,18 @@ fn password_file(
         return Err(ConfigError(format!("{name} ({path}) is empty")));
     }
     Ok(Some(password.to_owned()))
+}
+
+fn drain(value: Option<String>) -> Result<Duration, ConfigError> {
+    let Some(value) = value.filter(|value| !value.is_empty()) else {
+        return Ok(Duration::ZERO);
+    };
+    match value.parse::<u64>() {
+        Ok(seconds) if seconds <= 60 => Ok(Duration::from_secs(seconds)),
+        _ => Err(ConfigError(format!(
+            "APP_DRAIN_SECONDS `{value}` is not a number of seconds from 0 to 60"
+        ))),
+    }
 }
 
 /// Only `APP_ADDR`: what `app healthcheck` needs, without requiring `DATABASE_URL`.
@@ -281,6 +297,14 @@ mod tests {
     fn bad_address_and_log_format_are_named() {
         let err = config(&[URL, ("APP_ADDR", "localhost")]).err().unwrap();
         assert!(err.to_string().starts_with("APP_ADDR `localhost`"), "{err}");
+        let err = config(&[URL, ("APP_DRAIN_SECONDS", "5s")]).err().unwrap();
+        assert!(
+            err.to_string().starts_with("APP_DRAIN_SECONDS `5s`"),
+            "{err}"
+        );
+        let drained = config(&[URL, ("APP_DRAIN_SECONDS", "3")]).unwrap();
+        assert_eq!(drained.drain, std::time::Duration::from_secs(3));
+        assert_eq!(config(&[URL]).unwrap().drain, std::time::Duration::ZERO);
         let err = config(&[URL, ("APP_LOG_FORMAT", "xml")]).err().unwrap();
         assert!(err.to_string().starts_with("APP_LOG_FORMAT `xml`"), "{err}");
         let json = config(&[URL, ("APP_LOG_FORMAT", "json")]).unwrap();

@@ -96,7 +96,7 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let state = AppState {
         pool: db::pool(&config.database),
     };
-    http::serve(listener, http::app(state), shutdown_signal()).await?;
+    http::serve(listener, http::app(state), shutdown_signal(), config.drain).await?;
     tracing::info!("stopped");
     Ok(())
 }

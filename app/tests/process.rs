@@ -176,9 +176,14 @@ struct Server {
 
 impl Server {
     fn start(database_url: &str) -> Server {
+        Server::start_with(database_url, &[])
+    }
+
+    fn start_with(database_url: &str, vars: &[(&str, &str)]) -> Server {
         let port = support::cluster::free_port();
         let child = app_command(database_url, &["serve"])
             .env("APP_ADDR", format!("127.0.0.1:{port}"))
+            .envs(vars.iter().copied())
             .spawn()
             .unwrap();
         let server = Server {
@@ -305,6 +310,51 @@ async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
 
     let (status, body) = slow_request.join().unwrap();
     assert_eq!(status, 201, "{body}");
+    assert!(server.wait_exit(Duration::from_secs(5)).success());
+}
+
+/// One request on a kept-alive connection, as a proxy sends it: the response's head, in
+/// lower case.
+fn exchange(connection: &mut std::net::TcpStream) -> String {
+    use std::io::{Read, Write};
+    connection
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: app\r\n\r\n")
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    while !String::from_utf8_lossy(&received).ends_with("\"status\":\"ok\"}") {
+        let read = connection.read(&mut buffer).unwrap();
+        assert!(read > 0, "closed without a response");
+        received.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8_lossy(&received).to_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn draining_after_sigterm_serves_and_closes_each_connection_after_its_response() {
+    use std::io::Read;
+    let db = TestDb::migrated().await;
+    let mut server = Server::start_with(&db.url(), &[("APP_DRAIN_SECONDS", "2")]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut kept_alive = std::net::TcpStream::connect(&address).unwrap();
+    kept_alive
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(!exchange(&mut kept_alive).contains("connection: close"));
+
+    server.terminate();
+    thread::sleep(Duration::from_millis(300));
+    let head = exchange(&mut kept_alive);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(kept_alive.read(&mut [0; 16]).unwrap(), 0, "left open");
+    // New connections are still served while draining.
+    let mut fresh = std::net::TcpStream::connect(&address).unwrap();
+    assert!(exchange(&mut fresh).contains("connection: close"));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "stopped before the drain ended"
+    );
     assert!(server.wait_exit(Duration::from_secs(5)).success());
 }
 

@@ -6,12 +6,20 @@ mod page;
 mod players;
 mod ranking;
 
-use std::{future::IntoFuture, io, sync::Arc, time::Duration};
+use std::{
+    future::IntoFuture,
+    io,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{
     Router,
     extract::{Request, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::Response,
 };
@@ -83,18 +91,35 @@ async fn one_of_the_concurrent_requests(
     next.run(request).await
 }
 
-/// Serves until `shutdown` completes, then lets requests in flight finish, for at most
-/// `SHUTDOWN_GRACE`.
+/// Serves until `shutdown` completes, then keeps serving for `drain`, each response closing
+/// its connection, then lets requests in flight finish, for at most `SHUTDOWN_GRACE`.
+///
+/// The drain is for a proxy that keeps connections open to this server, when nothing tells
+/// it first that the server stops (Swarm only takes the task out of its DNS): a connection
+/// the server closes while idle may carry the proxy's next request as it closes, and that
+/// request is lost if it is not one the proxy may send again (a POST). Draining, each
+/// connection in use is closed after a response, which the proxy sees.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
 ) -> io::Result<()> {
+    let draining = Arc::new(AtomicBool::new(false));
+    let router = router.layer(middleware::map_response_with_state(
+        draining.clone(),
+        close_when_draining,
+    ));
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            tracing::info!("stop signal received, finishing requests in flight");
+            if !drain.is_zero() {
+                tracing::info!("stop signal received, draining for {drain:?}");
+                draining.store(true, Ordering::Relaxed);
+                tokio::time::sleep(drain).await;
+            }
+            tracing::info!("finishing requests in flight");
             let _ = stopping_tx.send(());
         })
         .into_future();
@@ -112,4 +137,16 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+async fn close_when_draining(
+    State(draining): State<Arc<AtomicBool>>,
+    mut response: Response,
+) -> Response {
+    if draining.load(Ordering::Relaxed) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
