@@ -16,6 +16,7 @@ mod interrupt;
 mod output;
 mod plan;
 mod stack;
+mod swarm;
 mod test;
 mod wait;
 
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 
 use xshell::Shell;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, SwarmCommand};
 
 fn main() -> ExitCode {
     let root = project_root();
@@ -67,6 +68,7 @@ fn run(cli: Cli, root: &std::path::Path) -> anyhow::Result<()> {
         Command::Status(args) => stack::status::run(&sh, &args),
         Command::Logs(args) => stack::logs::run(&sh, &args),
         Command::Config(args) => stack::config::run(&sh, &args),
+        Command::Swarm(SwarmCommand::Init(args)) => swarm::init::run(&sh, &args),
         Command::Wait(args) => wait::run(&args),
         Command::Completions(args) => completions::run(&sh, &args),
     }

@@ -162,6 +162,12 @@ fn a_remote_host_from_a_first_deploy_to_down() {
         "",
         "volumes left after down --volumes"
     );
+    let containers = host.docker(&["ps", "--all", "--quiet"]);
+    assert_eq!(
+        String::from_utf8_lossy(&containers.stdout).trim(),
+        "",
+        "containers (the history's?) left after down --volumes"
+    );
 }
 
 #[test]

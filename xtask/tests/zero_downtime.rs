@@ -7,45 +7,12 @@
 mod e2e;
 
 use std::{
-    io::Write,
-    process::{Command, Stdio},
+    process::Command,
     thread,
     time::{Duration, Instant},
 };
 
-use e2e::{Running, Sandbox, assert_success, exclusive, http, load::Load, stderr};
-
-/// A release of the test's app image with an ID of its own (a label) and `extra`
-/// Dockerfile lines.
-fn image(tag: &str, extra: &str) -> String {
-    let app = format!("{}:{}", e2e::APP_IMAGE, e2e::APP_TAG);
-    build(
-        tag,
-        &format!("FROM {app}\nLABEL travial.test.release={tag}\n{extra}\n"),
-    )
-}
-
-fn build(tag: &str, dockerfile: &str) -> String {
-    let reference = format!("{}:{tag}", e2e::APP_IMAGE);
-    let mut build = Command::new("docker")
-        .args(["build", "--quiet", "--tag", &reference, "-"])
-        .env("DOCKER_BUILDKIT", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    build
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dockerfile.as_bytes())
-        .unwrap();
-    assert_success(
-        &build.wait_with_output().unwrap(),
-        &format!("build {reference}"),
-    );
-    reference
-}
+use e2e::{Running, Sandbox, assert_success, build, exclusive, http, image, load::Load, stderr};
 
 fn prod(name: &str) -> Sandbox {
     let mut sandbox = Sandbox::new(name);

@@ -60,6 +60,10 @@ pub struct EnvArgs {
     /// else Docker's own settings: DOCKER_HOST, the docker context)
     #[arg(long, value_name = "ssh://[USER@]HOST[:PORT]")]
     pub host: Option<String>,
+    /// The environment is a swarm stack; --host names a manager (default: the environment's
+    /// `x-xtask: orchestrator: swarm`)
+    #[arg(long)]
+    pub swarm: bool,
 }
 
 #[derive(Args, Debug)]
@@ -181,6 +185,19 @@ pub struct HistoryArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SwarmInitArgs {
+    /// The manager: ssh://[USER@]HOST[:PORT]
+    #[arg(value_name = "MANAGER")]
+    pub manager: String,
+    /// The workers, each ssh://[USER@]HOST[:PORT]
+    #[arg(value_name = "WORKER")]
+    pub workers: Vec<String>,
+    /// Print the commands without running them
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct SecretsArgs {
     /// The environment's secrets, as NAME=value lines (default: .secrets/ENV.env, if it
     /// exists); the environment's own variables win
@@ -250,8 +267,22 @@ impl EnvArgs {
         )?;
         let model = stack.model(sh)?;
         stack.engine = Engine::choose(sh, self.host.as_deref(), model.xtask.host.as_deref())?;
-        if needs.engine {
+        stack.swarm = match (self.swarm, model.xtask.orchestrator.as_deref()) {
+            (true, _) | (false, Some("swarm")) => true,
+            (false, None | Some("compose" | "")) => false,
+            (false, Some(other)) => {
+                anyhow::bail!(
+                    "x-xtask orchestrator `{other}` of {}: write compose or swarm",
+                    self.env
+                )
+            }
+        };
+        // A swarm is asked even for a dry run: its nodes and objects shape the plan.
+        if needs.engine || stack.swarm {
             docker::preflight::engine_answers(sh, &stack.engine)?;
+        }
+        if stack.swarm {
+            crate::swarm::deploy::check_manager(sh, &stack.engine)?;
         }
         Ok((stack, model))
     }

@@ -137,6 +137,9 @@ pub enum Command {
         ("cargo xtask config prod", "the configuration prod deploys"),
     ]))]
     Config(EnvArgs),
+    /// Make a swarm of SSH hosts for the environments deployed with --swarm
+    #[command(subcommand)]
+    Swarm(SwarmCommand),
     /// Wait until PostgreSQL, HTTP or TCP targets are ready (exit 3 at the deadline)
     #[command(after_help = examples(&[
         ("cargo xtask wait postgres://127.0.0.1:5432", "until PostgreSQL accepts connections"),
@@ -150,6 +153,17 @@ pub enum Command {
         ("cargo xtask completions fish > ~/.config/fish/completions/xtask.fish", "loaded when needed"),
     ]))]
     Completions(CompletionsArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SwarmCommand {
+    /// Init a swarm on the manager and join the workers to it; labels each node with its SSH
+    /// address (and the manager as the database's node). Run again, it changes nothing
+    #[command(after_help = examples(&[
+        ("cargo xtask swarm init ssh://root@203.0.113.7 ssh://root@203.0.113.8", "a manager and a worker"),
+        ("cargo xtask deploy prod --swarm --host ssh://root@203.0.113.7", "then deploy to it"),
+    ]))]
+    Init(SwarmInitArgs),
 }
 
 /// The command line with the environments and services of the checkout at `root`.

@@ -116,12 +116,7 @@ impl Engine {
     /// own settings name (asked of the client, which needs no daemon for it).
     pub fn choose(sh: &Shell, flag: Option<&str>, setting: Option<&str>) -> anyhow::Result<Engine> {
         if let Some(given) = flag.or(setting).filter(|given| !given.is_empty()) {
-            let host = SshHost::parse(given)?;
-            return Ok(Engine::Remote {
-                name: host.to_string(),
-                address: host.host.clone(),
-                flag: Some(host),
-            });
+            return Ok(Engine::over_ssh(&SshHost::parse(given)?));
         }
         let endpoint = match std::env::var("DOCKER_HOST")
             .ok()
@@ -159,6 +154,15 @@ impl Engine {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_owned(),
+        }
+    }
+
+    /// The engine of an SSH host: `docker --host ssh://…`.
+    pub fn over_ssh(host: &SshHost) -> Engine {
+        Engine::Remote {
+            name: host.to_string(),
+            address: host.host.clone(),
+            flag: Some(host.clone()),
         }
     }
 

@@ -62,6 +62,19 @@ pub fn print_filtered(
     Ok(())
 }
 
+/// Runs a command that acts and answers on its stdout (an API request through `docker
+/// system dial-stdio`): echoed like `act`, its stdout returned, failing with its reason.
+pub fn act_reading(sh: &Shell, command: &Command) -> anyhow::Result<Vec<u8>> {
+    output::command(&command.to_string());
+    let result = captured(sh, command, None)?.context("a command without a deadline ends")?;
+    if !result.status.success() {
+        let (reason, fix) = diagnosis::explain(&String::from_utf8_lossy(&result.stderr))
+            .unwrap_or_else(|| (format!("`{command}` ended with {}", result.status), None));
+        return Err(Hint::maybe(reason, fix));
+    }
+    Ok(result.stdout)
+}
+
 /// Runs a command that only reads, echoed with `--verbose`: its standard output, or its
 /// reason for failing, with the fix when it is a known mistake.
 pub fn read(sh: &Shell, command: &Command) -> anyhow::Result<String> {

@@ -12,6 +12,8 @@ use xshell::Shell;
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use super::{
     Model, Stack, after_interruption,
     release::{Release, Wanted},
@@ -23,6 +25,7 @@ use crate::{
     docker::Needs,
     interrupt, output,
     plan::{self, Action, Step},
+    swarm,
 };
 
 /// Compose counts in nanoseconds of an int64: a century is as long as it can wait.
@@ -59,8 +62,24 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
     let stack = args.secrets.resolve(sh, stack, &model)?;
     let release = Release::choose(sh, &stack, &model, &args.wanted())?;
     let stack = release.applied_to(stack);
+    let swarm = match stack.swarm {
+        true => Some(swarm::deploy::full_model(sh, &stack)?),
+        false => None,
+    };
+    let swarm_deploy = |full: Value| swarm::deploy::Deploy {
+        stack: &stack,
+        model: &model,
+        full,
+        release: &release,
+        timeout: options.timeout,
+    };
     if args.dry_run {
-        plan::print(&plan(&stack, &model, &options, &release, None)?);
+        match &swarm {
+            Some(full) => {
+                plan::print(&swarm_deploy(full.clone()).steps(sh, options.build, true, true)?)
+            }
+            None => plan::print(&plan(&stack, &model, &options, &release, None)?),
+        }
         println!("{}", LOCKED);
         return Ok(());
     }
@@ -69,7 +88,10 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
     interrupt::set_hint(after_interruption("deploy", env));
     let lock = Lock::take(sh, &stack, "deploy", args.break_lock)?;
     let history = state::history(sh, &stack)?;
-    let steps = plan(&stack, &model, &options, &release, state::serving(&history))?;
+    let steps = match swarm {
+        Some(full) => swarm_deploy(full).steps(sh, options.build, true, false)?,
+        None => plan(&stack, &model, &options, &release, state::serving(&history))?,
+    };
     let record = state::begin(sh, &stack, &lock, "deploy", &release.reference())?;
     let outcome = plan::execute(sh, &steps);
     state::finish(
@@ -83,8 +105,13 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
     prune_images(sh, &stack, &lock);
     drop(lock);
     let elapsed = output::seconds(started.elapsed());
+    // The proxy runs on every node, each publishing the port.
+    let everywhere = match stack.swarm {
+        true => ", and on every node of the swarm",
+        false => "",
+    };
     println!(
-        "{env} is up{}: {} ({elapsed})",
+        "{env} is up{}: {}{everywhere} ({elapsed})",
         stack.engine.on(),
         where_to_find(&stack, &model)?
     );
@@ -120,6 +147,7 @@ fn serving_or_reason(
 ) -> Result<String, String> {
     match outcome {
         Err(err) => Err(output::error_line(err)),
+        Ok(()) if stack.swarm => Ok(format!("{}_{}", stack.project, model.xtask.web_service)),
         Ok(()) => {
             let running = crate::docker::run::read(
                 sh,

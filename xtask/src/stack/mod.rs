@@ -24,7 +24,7 @@ use anyhow::Context;
 use xshell::Shell;
 
 pub use environments::{COMPOSE_DIR, environments, services};
-pub use model::Model;
+pub use model::{Model, Settings};
 
 use crate::{
     docker::{Command, Engine, Secret, diagnosis, run},
@@ -51,6 +51,8 @@ pub struct Stack {
     pub secrets: Vec<Secret>,
     /// Variables every compose command is given, printed with it: the image to run.
     pub vars: Vec<(String, String)>,
+    /// Deployed as a swarm stack through the engine, a manager, rather than by Compose.
+    pub swarm: bool,
 }
 
 impl Stack {
@@ -73,6 +75,7 @@ impl Stack {
             engine,
             secrets: Vec::new(),
             vars: Vec::new(),
+            swarm: false,
         }
     }
 
@@ -85,6 +88,7 @@ impl Stack {
             engine: Engine::Local,
             secrets: Vec::new(),
             vars: Vec::new(),
+            swarm: false,
         }
     }
 

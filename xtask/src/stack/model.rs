@@ -12,6 +12,9 @@ use crate::docker::Engine;
 #[derive(Debug, Deserialize)]
 pub struct Model {
     pub services: BTreeMap<String, Service>,
+    /// The top-level `volumes`, by key.
+    #[serde(default)]
+    pub volumes: BTreeMap<String, serde_yaml::Value>,
     /// The top-level `secrets`: where each one's value comes from.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSource>,
@@ -44,6 +47,16 @@ pub struct Settings {
     /// over SSH, unless `--registry` says otherwise.
     #[serde(default)]
     pub registry: Option<String>,
+    /// `compose` (one engine, the default) or `swarm` (a cluster, through its manager).
+    #[serde(default)]
+    pub orchestrator: Option<String>,
+    /// How many web tasks a swarm runs.
+    #[serde(default = "two")]
+    pub web_replicas: u32,
+}
+
+fn two() -> u32 {
+    2
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq, Eq)]

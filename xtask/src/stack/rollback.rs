@@ -11,6 +11,7 @@ use xshell::Shell;
 use super::{
     Model, Stack,
     deploy::IMAGES_KEPT,
+    release::Release,
     state::{self, Lock, Record},
     switch::Switch,
 };
@@ -18,9 +19,10 @@ use crate::{
     cli::RollbackArgs,
     docker::{Engine, Needs, run},
     hint::Hint,
-    image::repository_of,
+    image::{Image, repository_of},
     interrupt, output,
     plan::{self, Action, Step},
+    swarm,
 };
 
 pub fn run(sh: &Shell, args: &RollbackArgs) -> anyhow::Result<()> {
@@ -39,36 +41,10 @@ pub fn run(sh: &Shell, args: &RollbackArgs) -> anyhow::Result<()> {
         &target[repository_of(&target).len() + 1..],
     );
     let stack = stack.running(repository, tag);
-    let mut steps = Vec::new();
-    if !present(sh, &stack.engine, &target)? {
-        if stack.engine.is_local() || !present(sh, &Engine::Local, &target)? {
-            bail!(
-                "{target} is no longer on {} (the last {IMAGES_KEPT} deployed images are kept): deploy that revision instead",
-                stack.engine
-            );
-        }
-        steps.push(Step::new(
-            &format!("{target} on {}", stack.engine),
-            Action::Ship {
-                image: target.clone(),
-                to: stack.engine.clone(),
-            },
-            &format!("the image did not reach {}", stack.engine),
-        ));
-    }
-    let switch = Switch::new(&stack, &model, args.timeout, state::serving(&records));
-    steps.push(
-        Step::new(
-            &format!(
-                "{} back on {target}{}",
-                model.xtask.web_service,
-                stack.engine.on()
-            ),
-            Action::Task(Arc::new(switch)),
-            &format!("the rollback to {target} did not happen"),
-        )
-        .starts(&model.xtask.web_service),
-    );
+    let steps = match stack.swarm {
+        true => swarm_steps(sh, &stack, &model, &target, args.timeout)?,
+        false => compose_steps(sh, &stack, &model, &target, args.timeout, &records)?,
+    };
     let Some(lock) = lock else {
         println!("# from {} back to {target}", current.unwrap_or_default());
         plan::print(&steps);
@@ -122,6 +98,78 @@ pub fn target(
     Ok((target, current))
 }
 
+/// On one engine: the image there (sent from here if need be), then the switch.
+fn compose_steps(
+    sh: &Shell,
+    stack: &Stack,
+    model: &Model,
+    target: &str,
+    timeout: std::time::Duration,
+    records: &[Record],
+) -> anyhow::Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    if !present(sh, &stack.engine, target)? {
+        if stack.engine.is_local() || !present(sh, &Engine::Local, target)? {
+            bail!(
+                "{target} is no longer on {} (the last {IMAGES_KEPT} deployed images are kept): deploy that revision instead",
+                stack.engine
+            );
+        }
+        steps.push(Step::new(
+            &format!("{target} on {}", stack.engine),
+            Action::Ship {
+                image: target.to_owned(),
+                to: stack.engine.clone(),
+            },
+            &format!("the image did not reach {}", stack.engine),
+        ));
+    }
+    let switch = Switch::new(stack, model, timeout, state::serving(records));
+    steps.push(
+        Step::new(
+            &format!(
+                "{} back on {target}{}",
+                model.xtask.web_service,
+                stack.engine.on()
+            ),
+            Action::Task(Arc::new(switch)),
+            &format!("the rollback to {target} did not happen"),
+        )
+        .starts(&model.xtask.web_service),
+    );
+    Ok(steps)
+}
+
+/// On a swarm: the image on every node, then the stack with web back on it (a rolling
+/// update like a deploy's), no migration.
+fn swarm_steps(
+    sh: &Shell,
+    stack: &Stack,
+    model: &Model,
+    target: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<Vec<Step>> {
+    let repository = repository_of(target);
+    let release = Release {
+        image: Image {
+            repository: repository.to_owned(),
+            web_service: model.xtask.web_service.clone(),
+        },
+        tag: target[repository.len() + 1..].to_owned(),
+        repository: repository.to_owned(),
+        registry: None,
+        source: None,
+    };
+    let deploy = swarm::deploy::Deploy {
+        stack,
+        model,
+        full: swarm::deploy::full_model(sh, stack)?,
+        release: &release,
+        timeout,
+    };
+    deploy.steps(sh, false, false, false)
+}
+
 fn present(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<bool> {
     let inspect = engine.docker(["image", "inspect", "--format", "{{.Id}}", image]);
     Ok(run::probe(sh, &inspect)?.status.success())
@@ -157,14 +205,28 @@ fn check_migrations(
         setting("POSTGRES_DB", "postgres"),
     );
     let query = "SELECT COALESCE(MAX(version), 0) FROM refinery_schema_history";
-    let applied = run::read(
-        sh,
-        &stack.compose(&[
-            "exec", "-T", db, "psql", "-U", &user, "-d", &database, "-tAc", query,
-        ]),
-    )
-    .ok()
-    .and_then(|text| text.trim().parse::<i64>().ok());
+    let psql = ["psql", "-U", &user, "-d", &database, "-tAc", query];
+    let exec = match stack.swarm {
+        // The database's task runs on the manager (the node labelled for it).
+        true => {
+            let filter = format!("label=com.docker.swarm.service.name={}_{db}", stack.project);
+            let id = run::read(sh, &engine.docker(["ps", "--quiet", "--filter", &filter]))?;
+            let mut args = vec![
+                "exec".to_owned(),
+                id.lines().next().unwrap_or_default().to_owned(),
+            ];
+            args.extend(psql.map(str::to_owned));
+            engine.docker(args)
+        }
+        false => {
+            let mut args = vec!["exec", "-T", db.as_str()];
+            args.extend(psql);
+            stack.compose(&args)
+        }
+    };
+    let applied = run::read(sh, &exec)
+        .ok()
+        .and_then(|text| text.trim().parse::<i64>().ok());
     let unsure = |what: String| -> anyhow::Result<()> {
         match force {
             true => Ok(()),

@@ -172,7 +172,7 @@ fn ensure_image(sh: &Shell, engine: &Engine) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn state_container(stack: &Stack) -> String {
+pub fn state_container(stack: &Stack) -> String {
     format!("{}-xtask-state", stack.project)
 }
 

@@ -35,6 +35,9 @@ pub struct Port {
 
 pub fn run(sh: &Shell, args: &StatusArgs) -> anyhow::Result<()> {
     let (stack, _) = args.env.stack(sh, Needs::ENGINE)?;
+    if stack.swarm {
+        return crate::swarm::commands::status(sh, &stack, args.json);
+    }
     if !args.json {
         return run::print(sh, &stack.compose(&["ps", "--all"]));
     }

@@ -9,7 +9,7 @@ pub mod hosts;
 pub mod load;
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Write},
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
@@ -168,6 +168,15 @@ impl Drop for Sandbox {
                 env,
                 &["down", "--volumes", "--remove-orphans", "--timeout", "2"],
             );
+            // The history and the lock live apart from the stack, so that down keeps them.
+            let project = self.project(env);
+            let _ = Command::new("docker")
+                .args(["rm", "--force", "--volumes"])
+                .args([
+                    format!("{project}-xtask-state"),
+                    format!("{project}-xtask-lock"),
+                ])
+                .output();
         }
     }
 }
@@ -344,4 +353,36 @@ impl Running {
     pub fn log(&self) -> String {
         self.seen.join("\n")
     }
+}
+
+/// A release of the test's app image with an ID of its own (a label) and `extra`
+/// Dockerfile lines.
+pub fn image(tag: &str, extra: &str) -> String {
+    let app = format!("{}:{}", APP_IMAGE, APP_TAG);
+    build(
+        tag,
+        &format!("FROM {app}\nLABEL travial.test.release={tag}\n{extra}\n"),
+    )
+}
+
+pub fn build(tag: &str, dockerfile: &str) -> String {
+    let reference = format!("{}:{tag}", APP_IMAGE);
+    let mut build = Command::new("docker")
+        .args(["build", "--quiet", "--tag", &reference, "-"])
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    build
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    assert_success(
+        &build.wait_with_output().unwrap(),
+        &format!("build {reference}"),
+    );
+    reference
 }
