@@ -67,7 +67,17 @@ fn on_swarm(sandbox: &Sandbox, manager: &Host, args: &[&str]) -> std::process::O
 #[test]
 fn a_two_node_swarm_from_init_to_down() {
     let _one_at_a_time = exclusive();
-    let hosts = Hosts::start(&[21, 22]);
+    let mut hosts = Hosts::start(&[21, 22]);
+    // The test registry, at the same address on every node as here.
+    let registry_port: u16 = e2e::setting("TEST_REGISTRY")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for host in &mut hosts.hosts {
+        host.forward(registry_port);
+    }
     let (manager, worker) = (&hosts.hosts[0], &hosts.hosts[1]);
     let mut sandbox = Sandbox::new("swarm");
     for (name, value) in [
@@ -179,8 +189,21 @@ fn a_two_node_swarm_from_init_to_down() {
         "something runs here"
     );
 
-    let status = on_swarm(&sandbox, manager, &["status", "--json"]);
+    // Status and logs through the environment's defaults (x-xtask: host, orchestrator).
+    sandbox.set("PROD_HOST", &manager.url());
+    sandbox.set("PROD_ORCHESTRATOR", "swarm");
+    let status = sandbox.xtask(&["status", "prod", "--json"]);
+    sandbox.set("PROD_ORCHESTRATOR", "compose");
     assert_success(&status, "status");
+    let logs = sandbox.xtask(&["logs", "prod", "web", "--swarm", "--host", &manager.url()]);
+    assert_success(&logs, "logs");
+    // As `docker service logs` gives them: the app's own log (its stderr) on stderr.
+    let lines = stderr(&logs);
+    assert_eq!(
+        lines.matches("listening on").count(),
+        2,
+        "one per task:\n{lines}"
+    );
     let services: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let replicas: Vec<(&str, &str)> = services
         .as_array()
@@ -276,6 +299,47 @@ fn a_two_node_swarm_from_init_to_down() {
     assert_eq!(read.0, 200, "{}", read.1);
     let active = manager.docker(&["node", "update", "--availability", "active", &worker_id]);
     assert!(active.status.success(), "{active:?}");
+
+    // Through a registry: pushed once from here, pulled by each node (the worker too, back
+    // in service), nothing sent over SSH.
+    let registry = e2e::setting("TEST_REGISTRY");
+    let config = e2e::DockerConfig::new("swarm-registry");
+    let password = std::fs::read_to_string(e2e::setting("TEST_REGISTRY_PASSWORD_FILE")).unwrap();
+    sandbox.set("DOCKER_CONFIG", &config.path());
+    sandbox.set("DOCKER_USERNAME", &e2e::setting("TEST_REGISTRY_USER"));
+    sandbox.set("DOCKER_PASSWORD", password.trim());
+    sandbox.set("APP_TAG", "swarm-2");
+    let pulled = on_swarm(
+        &sandbox,
+        manager,
+        &["deploy", "--no-build", "--registry", &registry],
+    );
+    assert_success(&pulled, "deploy through the registry");
+    let log = stderr(&pulled);
+    assert!(!log.contains("✓ sent "), "sent over SSH:\n{log}");
+    let through = format!("{registry}/{second}");
+    let released = text(manager.docker(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{index .Spec.Labels \"travial.release\"}} {{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        &web,
+    ]));
+    assert!(
+        released.starts_with(&format!("{through} {through}@sha256:")),
+        "{released}"
+    );
+    assert_eq!(tasks_on(manager, &web) + tasks_on(worker, &web), 2);
+    assert!(
+        !text(worker.docker(&[
+            "image",
+            "ls",
+            "--quiet",
+            &format!("{registry}/{}", e2e::APP_IMAGE)
+        ]))
+        .is_empty(),
+        "the worker did not pull"
+    );
 
     // Down keeps the data; down --volumes leaves nothing on either node.
     assert_success(&on_swarm(&sandbox, manager, &["down"]), "down");
