@@ -3,7 +3,7 @@
 //!     cargo bench -p xtask --bench deploy
 //!
 //! - `deploy dev --no-build` with the images built and a new volume, five times: the time
-//!   to healthy, and how much of it is waiting (db ready + web healthy);
+//!   to healthy, and how much of it is waiting (db ready + web switched to, once ready);
 //! - the app image's size and layer count;
 //! - after a one-line change in app/src: the rebuild (dependencies must come from cache)
 //!   and the redeploy.
@@ -69,7 +69,7 @@ fn main() {
         down();
         let (output, total) = run(xtask, &["deploy", "dev", "--no-build"], &root);
         let log = String::from_utf8_lossy(&output.stderr).into_owned();
-        waits.push(step_seconds(&log, "db ready") + step_seconds(&log, "web healthy"));
+        waits.push(step_seconds(&log, "db ready") + step_seconds(&log, "web switched to "));
         totals.push(total.as_secs_f64());
     }
 
@@ -137,11 +137,13 @@ fn environment() -> Vec<(String, String)> {
     vars
 }
 
-/// The seconds a deploy's `✓ STEP (N s)` line reports.
+/// The seconds a deploy's `✓ STEP… (N s)` line reports.
 fn step_seconds(log: &str, step: &str) -> f64 {
     log.lines()
         .find_map(|line| {
-            line.strip_prefix(&format!("✓ {step} ("))?
+            line.strip_prefix(&format!("✓ {step}"))?
+                .rsplit_once(" (")?
+                .1
                 .strip_suffix(" s)")?
                 .parse()
                 .ok()
