@@ -11,87 +11,56 @@
 //! It uses the stand-in images of `.ci/docker` where /etc/travial-ci.env names them, and a
 //! project prefix and ports of its own, so it never touches a real `travial-dev` stack.
 
+mod support;
+
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
-    time::{Duration, Instant},
+    process::Command,
 };
 
+use support::{IMAGE, Settings, median, root};
+
 const RUNS: usize = 5;
-const IMAGE: &str = "travial-bench/app";
 const TAG: &str = "bench";
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let vars = environment();
-    let run = |program: &str, args: &[&str], dir: &Path| -> (Output, Duration) {
-        let started = Instant::now();
-        let output = Command::new(program)
-            .args(args)
-            .current_dir(dir)
-            .envs(vars.iter().cloned())
-            .output()
-            .unwrap();
-        let elapsed = started.elapsed();
-        assert!(
-            output.status.success(),
-            "{program} {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output, elapsed)
-    };
-    let xtask = env!("CARGO_BIN_EXE_xtask");
-    let build = |dir: &Path| {
-        run(
-            "docker",
-            &[
-                "compose",
-                "-p",
-                "travial-bench",
-                "-f",
-                "compose/compose.yaml",
-                "build",
-                "web",
-            ],
-            dir,
-        )
-        .1
-    };
-    let down = || run(xtask, &["down", "dev", "--volumes"], &root);
+    let root = root();
+    let port = |offset: u32| (28000 + offset + std::process::id() % 1000).to_string();
+    let settings = Settings::new(&[
+        ("TRAVIAL_PROJECT", "travial-bench"),
+        ("APP_IMAGE", IMAGE),
+        ("APP_TAG", TAG),
+        ("WEB_PORT", &port(0)),
+        ("DB_PORT", &port(1000)),
+    ]);
+    let down = || settings.xtask(&["down", "dev", "--volumes"], &[]);
 
-    build(&root);
+    settings.build_app(&root);
     let mut totals = Vec::new();
     let mut waits = Vec::new();
     for _ in 0..RUNS {
         down();
-        let (output, total) = run(xtask, &["deploy", "dev", "--no-build"], &root);
+        let (output, total) = settings.xtask(&["deploy", "dev", "--no-build"], &[]);
         let log = String::from_utf8_lossy(&output.stderr).into_owned();
         waits.push(step_seconds(&log, "db ready") + step_seconds(&log, "web switched to "));
         totals.push(total.as_secs_f64());
     }
 
     let format = "{{.Size}} {{len .RootFS.Layers}}";
-    let (inspect, _) = run(
-        "docker",
-        &[
-            "image",
-            "inspect",
-            "--format",
-            format,
-            &format!("{IMAGE}:{TAG}"),
-        ],
+    let reference = format!("{IMAGE}:{TAG}");
+    let (inspect, _) = settings.run_in(
         &root,
+        "docker",
+        &["image", "inspect", "--format", format, &reference],
+        &[],
     );
     let inspect = String::from_utf8_lossy(&inspect.stdout).into_owned();
     let (size, layers) = inspect.trim().split_once(' ').unwrap();
     let megabytes = size.parse::<f64>().unwrap() / 1e6;
 
     let copy = one_line_change(&root);
-    let rebuild = build(&copy);
-    let (_, redeploy) = run(xtask, &["deploy", "dev", "--no-build"], &root);
+    let rebuild = settings.build_app(&copy);
+    let (_, redeploy) = settings.xtask(&["deploy", "dev", "--no-build"], &[]);
     down();
     std::fs::remove_dir_all(&copy).unwrap();
 
@@ -114,27 +83,6 @@ fn main() {
         "| redeploy of that image | {:.1} s |",
         redeploy.as_secs_f64()
     );
-}
-
-/// The stand-ins from `.ci/docker` where present, and this benchmark's own names and ports.
-fn environment() -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = std::fs::read_to_string("/etc/travial-ci.env")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| line.split_once('='))
-        .map(|(key, value)| (key.to_owned(), value.to_owned()))
-        .collect();
-    let port = |offset: u32| (28000 + offset + std::process::id() % 1000).to_string();
-    for (key, value) in [
-        ("TRAVIAL_PROJECT", "travial-bench".to_owned()),
-        ("APP_IMAGE", IMAGE.into()),
-        ("APP_TAG", TAG.into()),
-        ("WEB_PORT", port(0)),
-        ("DB_PORT", port(1000)),
-    ] {
-        vars.push((key.to_owned(), value));
-    }
-    vars
 }
 
 /// The seconds a deploy's `✓ STEP… (N s)` line reports.
@@ -174,15 +122,15 @@ fn one_line_change(root: &Path) -> PathBuf {
     }
     let main = copy.join("app/src/main.rs");
     let source = std::fs::read_to_string(&main).unwrap();
+    // A line no earlier run wrote, so that BuildKit has no layer of it in its cache.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     std::fs::write(
         &main,
-        format!("{source}// one-line change for the benchmark\n"),
+        format!("{source}// one-line change for the benchmark, {now}\n"),
     )
     .unwrap();
     copy
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

@@ -91,18 +91,7 @@ fn a_remote_host_from_a_first_deploy_to_down() {
 
     // A changed host key is refused, never accepted silently.
     let impostor = host.host_key().with_file_name("impostor_key");
-    std::process::Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            impostor.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    e2e::hosts::keygen(&impostor);
     host.start_sshd(&impostor);
     let refused = sandbox.xtask(&["status", "prod", "--host", &url]);
     assert_eq!(refused.status.code(), Some(1));

@@ -103,7 +103,25 @@ impl SshHost {
         args.extend(["--".to_owned(), destination]);
         args
     }
+
+    /// `ssh` running `remote` (one line for the remote shell) there: never asking anything
+    /// (no password or passphrase prompt, no unknown host key accepted), and giving up on a
+    /// host that does not answer.
+    pub fn command(&self, remote: String) -> Command {
+        let mut args = vec![
+            "-o".to_owned(),
+            "BatchMode=yes".to_owned(),
+            "-o".to_owned(),
+            format!("ConnectTimeout={SSH_CONNECT_TIMEOUT_SECONDS}"),
+        ];
+        args.extend(self.ssh_args());
+        args.push(remote);
+        Command::new("ssh", args)
+    }
 }
+
+/// How long ssh may take to connect before it gives up.
+const SSH_CONNECT_TIMEOUT_SECONDS: u32 = 10;
 
 impl fmt::Display for SshHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

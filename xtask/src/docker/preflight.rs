@@ -12,7 +12,6 @@ use crate::hint::Hint;
 /// would otherwise hang every command.
 pub const DAEMON_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the SSH check of a host may take: the connection, then `docker version` there.
-const SSH_CONNECT_TIMEOUT_SECONDS: u32 = 10;
 const SSH_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Compose builds through buildx bake from v5 on, and refuses an older buildx from 2.40.1.
 const BUILDX_MINIMUM: Version = Version::new(0, 17, 0);
@@ -113,15 +112,7 @@ pub fn engine_answers(sh: &Shell, engine: &Engine) -> anyhow::Result<String> {
 fn ssh_engine_answers(sh: &Shell, host: &SshHost) -> anyhow::Result<String> {
     let remote =
         shell_words(&["docker", "version", "--format", "{{.Server.Version}}"].map(String::from));
-    let mut args = vec![
-        "-o".to_owned(),
-        "BatchMode=yes".to_owned(),
-        "-o".to_owned(),
-        format!("ConnectTimeout={SSH_CONNECT_TIMEOUT_SECONDS}"),
-    ];
-    args.extend(host.ssh_args());
-    args.push(remote);
-    let check = Command::new("ssh", args);
+    let check = host.command(remote);
     let Some(output) = run::probe_within(sh, &check, SSH_ANSWER_TIMEOUT)? else {
         return Err(Hint::new(
             format!(

@@ -50,13 +50,7 @@ pub fn print_filtered(
     command: &Command,
     filter: impl FnOnce(&str) -> anyhow::Result<String>,
 ) -> anyhow::Result<()> {
-    output::command(&command.to_string());
-    let result = captured(sh, command, None)?.context("a command without a deadline ends")?;
-    if !result.status.success() {
-        let (reason, fix) = diagnosis::explain(&String::from_utf8_lossy(&result.stderr))
-            .unwrap_or_else(|| (format!("`{command}` ended with {}", result.status), None));
-        return Err(Hint::maybe(reason, fix));
-    }
+    let result = echoed_and_captured(sh, command)?;
     eprint!("{}", String::from_utf8_lossy(&result.stderr));
     print!("{}", filter(&String::from_utf8_lossy(&result.stdout))?);
     Ok(())
@@ -65,6 +59,11 @@ pub fn print_filtered(
 /// Runs a command that acts and answers on its stdout (an API request through `docker
 /// system dial-stdio`): echoed like `act`, its stdout returned, failing with its reason.
 pub fn act_reading(sh: &Shell, command: &Command) -> anyhow::Result<Vec<u8>> {
+    Ok(echoed_and_captured(sh, command)?.stdout)
+}
+
+/// Echoed as an act, its output kept: what it printed, or its reason for failing.
+fn echoed_and_captured(sh: &Shell, command: &Command) -> anyhow::Result<Output> {
     output::command(&command.to_string());
     let result = captured(sh, command, None)?.context("a command without a deadline ends")?;
     if !result.status.success() {
@@ -72,7 +71,7 @@ pub fn act_reading(sh: &Shell, command: &Command) -> anyhow::Result<Vec<u8>> {
             .unwrap_or_else(|| (format!("`{command}` ended with {}", result.status), None));
         return Err(Hint::maybe(reason, fix));
     }
-    Ok(result.stdout)
+    Ok(result)
 }
 
 /// Runs a command that only reads, echoed with `--verbose`: its standard output, or its

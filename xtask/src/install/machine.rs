@@ -14,8 +14,6 @@ use crate::{
     plan::{Action, Content, Step},
 };
 
-/// How long one command over SSH may take to connect.
-const SSH_CONNECT_TIMEOUT_SECONDS: u32 = 10;
 const SSH_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,16 +85,8 @@ impl Machine {
         }
         remote.push(command.program.clone());
         remote.extend(command.args.iter().cloned());
-        let mut args = vec![
-            "-o".to_owned(),
-            "BatchMode=yes".to_owned(),
-            "-o".to_owned(),
-            format!("ConnectTimeout={SSH_CONNECT_TIMEOUT_SECONDS}"),
-        ];
-        args.extend(host.ssh_args());
         // ssh hands the remote shell one line: each word quoted, so none is re-split.
-        args.push(shell_words(&remote));
-        let mut over_ssh = Command::new("ssh", args);
+        let mut over_ssh = host.command(shell_words(&remote));
         over_ssh.stdin = command.stdin.clone();
         over_ssh
     }

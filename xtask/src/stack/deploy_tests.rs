@@ -8,18 +8,12 @@ use crate::{
     image::{Image, Source, reference::Revision},
 };
 
-const SETTINGS: &str = "x-xtask:
-  db_service: db
-  web_service: web
-  migrate_service: migrate
-  proxy_service: proxy
-  ready_command: [app, healthcheck, --ready]
-  web_port: 8000
-  health_path: /healthz
-";
-
 fn merged(services: &str) -> Model {
-    Model::parse(&format!("services:\n{services}{SETTINGS}")).unwrap()
+    Model::parse(&format!(
+        "services:\n{services}{}",
+        crate::stack::model::TEST_SETTINGS
+    ))
+    .unwrap()
 }
 
 fn dev() -> Model {

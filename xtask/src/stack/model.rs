@@ -154,6 +154,18 @@ impl Model {
     }
 }
 
+/// What compose.yaml's `x-xtask` holds, for the tests of the model's users.
+#[cfg(test)]
+pub const TEST_SETTINGS: &str = "x-xtask:
+  db_service: db
+  web_service: web
+  migrate_service: migrate
+  proxy_service: proxy
+  ready_command: [app, healthcheck, --ready]
+  web_port: 8000
+  health_path: /healthz
+";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,19 +188,11 @@ services:
         published: "8080"
   worker:
     image: travial/app:latest
-x-xtask:
-  db_service: db
-  web_service: web
-  migrate_service: migrate
-  proxy_service: proxy
-  ready_command: [app, healthcheck, --ready]
-  web_port: 8000
-  health_path: /healthz
 "#;
 
     #[test]
     fn published_addresses_come_from_the_merged_model() {
-        let merged = Model::parse(MERGED).unwrap();
+        let merged = Model::parse(&format!("{MERGED}{TEST_SETTINGS}")).unwrap();
         assert_eq!(
             merged
                 .published_address("db", &Engine::Local)

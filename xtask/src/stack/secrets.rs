@@ -242,15 +242,8 @@ secrets:
   postgres_password: {{ environment: POSTGRES_PASSWORD }}
   app_db_password: {{ environment: APP_DB_PASSWORD }}
   tls_cert: {{ file: ./cert.pem }}
-x-xtask:
-  db_service: db
-  web_service: web
-  migrate_service: migrate
-  proxy_service: proxy
-  ready_command: [app, healthcheck, --ready]
-  web_port: 8000
-  health_path: /healthz
-{defaults}"
+{}{defaults}",
+            crate::stack::model::TEST_SETTINGS
         ))
         .unwrap()
     }

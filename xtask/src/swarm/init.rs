@@ -179,10 +179,7 @@ fn state(sh: &Shell, engine: &Engine) -> anyhow::Result<SwarmState> {
 /// The host's address as its SSH server sees it (`SSH_CONNECTION`'s third field): the one
 /// this machine reaches it at, which the other nodes reach it at too.
 fn address(sh: &Shell, host: &SshHost) -> anyhow::Result<String> {
-    let mut args = vec!["-o".to_owned(), "BatchMode=yes".to_owned()];
-    args.extend(host.ssh_args());
-    args.extend(["printenv".to_owned(), "SSH_CONNECTION".to_owned()]);
-    let connection = run::read(sh, &Command::new("ssh", args))?;
+    let connection = run::read(sh, &host.command("printenv SSH_CONNECTION".to_owned()))?;
     match connection.split_whitespace().nth(2) {
         Some(address) => Ok(address.to_owned()),
         None => bail!(

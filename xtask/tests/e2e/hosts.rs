@@ -221,33 +221,23 @@ impl Hosts {
             hosts: Vec::new(),
             ssh: SshClient::new(&name),
         };
-        let accept = Command::new("iptables")
-            .args([
-                "-C",
-                "DOCKER-USER",
-                "-s",
-                "10.201.0.0/16",
-                "-d",
-                "10.201.0.0/16",
-                "-j",
-                "ACCEPT",
-            ])
+        // Between hosts, through this machine, whose FORWARD policy dockerd sets to DROP.
+        let rule = [
+            "DOCKER-USER",
+            "-s",
+            "10.201.0.0/16",
+            "-d",
+            "10.201.0.0/16",
+            "-j",
+            "ACCEPT",
+        ];
+        let present = Command::new("iptables")
+            .arg("-C")
+            .args(rule)
             .output()
             .unwrap();
-        if !accept.status.success() {
-            run(
-                "iptables",
-                &[
-                    "-I",
-                    "DOCKER-USER",
-                    "-s",
-                    "10.201.0.0/16",
-                    "-d",
-                    "10.201.0.0/16",
-                    "-j",
-                    "ACCEPT",
-                ],
-            );
+        if !present.status.success() {
+            run("iptables", &[&["-I"][..], &rule].concat());
         }
         for &n in numbers {
             let mut host = Host {
