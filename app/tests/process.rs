@@ -126,6 +126,16 @@ fn missing_configuration_is_one_clear_line() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_a_migration_and_exits_130() {
+    a_signal_stops_a_migration("TERM").await;
+}
+
+/// Ctrl-C: what `docker compose run` passes on to the one-off container's PID 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_stops_a_migration_and_exits_130() {
+    a_signal_stops_a_migration("INT").await;
+}
+
+async fn a_signal_stops_a_migration(signal: &str) {
     let db = TestDb::empty().await;
     // Another session holds the migration lock: `app migrate` waits for it.
     let holder = db.client().await;
@@ -147,7 +157,7 @@ async fn sigterm_stops_a_migration_and_exits_130() {
     );
     let sent = Instant::now();
     let kill = Command::new("kill")
-        .args(["-TERM", &migrate.id().to_string()])
+        .args([&format!("-{signal}"), &migrate.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
@@ -157,7 +167,7 @@ async fn sigterm_stops_a_migration_and_exits_130() {
         }
         if sent.elapsed() > Duration::from_secs(5) {
             let _ = migrate.kill();
-            panic!("app migrate ignored SIGTERM");
+            panic!("app migrate ignored SIG{signal}");
         }
         thread::sleep(Duration::from_millis(20));
     };

@@ -100,6 +100,11 @@ pub fn interrupted(state: Option<&str>, fix: Option<&str>) {
     let _ = writeln!(std::io::stderr(), "{text}");
 }
 
+/// `warning: …`: something went wrong that does not change the command's result.
+pub fn warning(err: &anyhow::Error) {
+    eprintln!("warning: {}", error_line(err));
+}
+
 /// `hint: …`, coloured like the rest.
 pub fn hint_line(fix: &str) -> String {
     format!("{} {fix}", paint(CYAN, "hint:"))

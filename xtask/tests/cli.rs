@@ -155,11 +155,41 @@ fn a_missing_environment_lists_those_that_exist() {
 }
 
 #[test]
+fn a_huge_deploy_timeout_is_bounded_never_a_panic() {
+    let output = xtask(&[
+        "deploy",
+        "prod",
+        "--dry-run",
+        "--no-build",
+        "--timeout",
+        "18446744073709551615s",
+    ])
+    .env("POSTGRES_PASSWORD", "dry-run-owner")
+    .env("APP_DB_PASSWORD", "dry-run-app")
+    .env("APP_TAG", "0a1b2c3")
+    .output()
+    .unwrap();
+    let plan = text(&output.stdout);
+    assert!(output.status.success(), "{}{plan}", text(&output.stderr));
+    // What Compose takes (nanoseconds in an int64): a century.
+    assert!(plan.contains("--wait-timeout 3153600000 db"), "{plan}");
+}
+
+#[test]
 fn quiet_prints_only_the_result_and_verbose_every_docker_command() {
     let quiet = xtask(&["config", "dev", "--quiet"]).output().unwrap();
     assert!(quiet.status.success(), "{}", text(&quiet.stderr));
     assert_eq!(text(&quiet.stderr), "");
-    assert!(text(&quiet.stdout).contains("services:"));
+    let merged = text(&quiet.stdout);
+    assert!(merged.contains("services:"));
+    // dev's default passwords are in the merged file (x-xtask), and hidden.
+    assert!(
+        merged.contains("    POSTGRES_PASSWORD: ********\n"),
+        "{merged}"
+    );
+    for secret in ["travial-dev-only", "travial-app-dev-only"] {
+        assert!(!merged.contains(secret), "{merged}");
+    }
 
     let normal = xtask(&["config", "dev"]).output().unwrap();
     let echoed: Vec<String> = text(&normal.stderr).lines().map(str::to_owned).collect();

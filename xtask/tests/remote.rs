@@ -93,17 +93,22 @@ fn a_remote_host_from_a_first_deploy_to_down() {
     let impostor = host.host_key().with_file_name("impostor_key");
     e2e::hosts::keygen(&impostor);
     host.start_sshd(&impostor);
-    let refused = sandbox.xtask(&["status", "prod", "--host", &url]);
-    assert_eq!(refused.status.code(), Some(1));
-    let log = stderr(&refused);
-    assert!(
-        log.starts_with(&format!(
-            "error: the SSH host key of root@{} has changed",
-            host.address
-        )),
-        "{log}"
-    );
-    assert!(log.contains("hint: if root@"), "{log}");
+    // Also where the user's ssh configuration would connect anyway (with a warning).
+    for checking in ["yes", "no"] {
+        hosts.ssh.strict_host_key_checking(checking);
+        let refused = sandbox.xtask(&["status", "prod", "--host", &url]);
+        assert_eq!(refused.status.code(), Some(1), "{checking}");
+        let log = stderr(&refused);
+        assert!(
+            log.starts_with(&format!(
+                "error: the SSH host key of root@{} has changed",
+                host.address
+            )),
+            "StrictHostKeyChecking {checking}: {log}"
+        );
+        assert!(log.contains("hint: if root@"), "{log}");
+    }
+    hosts.ssh.strict_host_key_checking("yes");
     host.start_sshd(&host.host_key());
 
     // Down keeps the data there; down --volumes removes it.

@@ -1,7 +1,7 @@
 //! What docker's complaints mean and how to fix them: the `hint:` line of any failure.
 //! Pure functions of its stderr, tested with the words docker really prints.
 
-use super::run::last_line;
+use super::{Command, SshHost, run::last_line};
 use crate::hint::Hint;
 
 pub const INSTALL: &str = "run `cargo xtask install-docker`";
@@ -43,10 +43,7 @@ pub fn known_fix(stderr: &str) -> Option<String> {
     if stderr.contains("pull access denied") || stderr.contains("manifest unknown") {
         return Some("the image is neither here nor in a registry: build it with `cargo xtask build`, or deploy without --no-build".to_owned());
     }
-    if stderr
-        .to_lowercase()
-        .contains("permission denied while trying to connect to the docker")
-    {
+    if denied_the_daemon(stderr) {
         return Some(join_the_group());
     }
     if is_daemon_down(stderr) {
@@ -61,7 +58,7 @@ pub fn known_fix(stderr: &str) -> Option<String> {
 pub fn ssh_problem(stderr: &str, host: &str, url: &str) -> Option<(String, String)> {
     let user = host.split_once('@').map_or("your user", |(user, _)| user);
     let found = |words: &[&str]| words.iter().any(|word| stderr.contains(word));
-    let problem = if found(&["REMOTE HOST IDENTIFICATION HAS CHANGED"]) {
+    let problem = if host_key_changed(stderr) {
         (
             format!(
                 "the SSH host key of {host} has changed since it was accepted: someone may be intercepting the connection"
@@ -117,7 +114,7 @@ pub fn ssh_problem(stderr: &str, host: &str, url: &str) -> Option<(String, Strin
             format!("docker is not installed on {host}"),
             format!("`cargo xtask install-docker --host {url}`"),
         )
-    } else if found(&["permission denied while trying to connect to the Docker daemon"]) {
+    } else if denied_the_daemon(stderr) {
         (
             format!("{user} may not use the Docker daemon on {host}"),
             format!(
@@ -142,12 +139,17 @@ pub fn ssh_problem(stderr: &str, host: &str, url: &str) -> Option<(String, Strin
     Some(problem)
 }
 
-/// The reason a command failed, from its stderr: its last line, named when it is a
-/// registry's refusal or an SSH host's, and the fix when the mistake is a known one.
-pub fn explain(stderr: &str) -> Option<(String, Option<String>)> {
+/// The reason `command` failed, from its stderr: its last line, named when it is a
+/// registry's refusal or an SSH host's (the one the command went to), and the fix when the
+/// mistake is a known one.
+pub fn explain(stderr: &str, command: &Command) -> Option<(String, Option<String>)> {
     let last = last_line(stderr)?;
     if stderr.contains("ssh") || stderr.contains("no space left on device") {
-        if let Some((problem, fix)) = ssh_problem(stderr, "the host", "ssh://USER@HOST") {
+        let (host, url) = match ssh_host_of(command) {
+            Some(host) => (host.to_string(), host.url()),
+            None => ("the host".to_owned(), "ssh://USER@HOST".to_owned()),
+        };
+        if let Some((problem, fix)) = ssh_problem(stderr, &host, &url) {
             return Some((problem, Some(fix)));
         }
     }
@@ -201,6 +203,37 @@ fn port_fix(port: u16) -> String {
              to a free one, e.g. `WEB_PORT=8001 cargo xtask deploy dev`"
         ),
     }
+}
+
+/// ssh's warning, printed whether or not it then connects.
+pub fn host_key_changed(stderr: &str) -> bool {
+    stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+}
+
+/// Docker up to 28 says "… to connect to the Docker daemon socket", 29 "… to connect to the
+/// docker API".
+fn denied_the_daemon(stderr: &str) -> bool {
+    stderr
+        .to_lowercase()
+        .contains("permission denied while trying to connect to the docker")
+}
+
+/// The SSH host a docker command goes to: its `--host ssh://…`, else DOCKER_HOST's.
+fn ssh_host_of(command: &Command) -> Option<SshHost> {
+    let flag = command
+        .args
+        .windows(2)
+        .find(|pair| pair[0] == "--host" || pair[0] == "-H")
+        .map(|pair| pair[1].clone());
+    let from_env = || {
+        command
+            .env
+            .iter()
+            .find(|(name, _)| name == "DOCKER_HOST")
+            .map(|(_, value)| value.clone())
+            .or_else(|| std::env::var("DOCKER_HOST").ok())
+    };
+    SshHost::parse(&flag.or_else(from_env)?).ok()
 }
 
 fn is_daemon_down(stderr: &str) -> bool {
@@ -340,13 +373,17 @@ mod tests {
             fix,
             "`cargo xtask install-docker --host ssh://root@10.201.1.2`"
         );
-        let (what, _) = problem(
+        for denied in [
             "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock",
-        );
-        assert_eq!(
-            what,
-            "root may not use the Docker daemon on root@10.201.1.2"
-        );
+            // Docker 29.
+            "permission denied while trying to connect to the docker API at unix:///var/run/docker.sock",
+        ] {
+            let (what, _) = problem(denied);
+            assert_eq!(
+                what,
+                "root may not use the Docker daemon on root@10.201.1.2"
+            );
+        }
         let (what, _) = problem(
             "Error processing tar file(exit status 1): write /x: no space left on device\n",
         );
@@ -354,14 +391,25 @@ mod tests {
         assert_eq!(ssh_problem("something else", "h", "ssh://h"), None);
         // Inside docker's own words, through `explain`.
         let docker = "error during connect: Get \"http://docker.example.com/v1.41/info\": command [ssh -o ConnectTimeout=30 -T -l root -- 10.201.1.2 docker system dial-stdio] has exited with exit status 255, make sure the URL is valid, and Docker 18.09 or later is installed on the remote host: stderr=Host key verification failed.\r\n";
-        let (reason, fix) = explain(docker).unwrap();
+        let unnamed = Command::docker(["info"]);
+        let (reason, fix) = explain(docker, &unnamed).unwrap();
         assert_eq!(reason, "the SSH host key of the host is not known here");
         assert!(fix.is_some());
+        // The host the command went to is named, in the problem and in its fix.
+        let load = Command::docker(["--host", "ssh://deploy@203.0.113.7:2222", "load"]);
+        let full = "Error processing tar file(exit status 1): write /x: no space left on device\n";
+        let (reason, fix) = explain(full, &load).unwrap();
+        assert_eq!(reason, "the disk of deploy@203.0.113.7:2222 is full");
+        assert!(
+            fix.unwrap()
+                .contains("docker --host ssh://deploy@203.0.113.7:2222 system prune")
+        );
     }
 
     #[test]
     fn registry_refusals_say_what_to_do() {
-        let explained = |stderr: &str| explain(stderr).unwrap();
+        let push = Command::docker(["push", "r/a"]);
+        let explained = |stderr: &str| explain(stderr, &push).unwrap();
         let (reason, fix) =
             explained("The push refers to repository [r/a]\nno basic auth credentials\n");
         assert_eq!(reason, "unauthorized (no basic auth credentials)");
@@ -379,6 +427,6 @@ mod tests {
             explained("something else\n"),
             ("something else".to_owned(), None)
         );
-        assert_eq!(explain("\n"), None);
+        assert_eq!(explain("\n", &push), None);
     }
 }

@@ -123,10 +123,12 @@ fn ssh_engine_answers(sh: &Shell, host: &SshHost) -> anyhow::Result<String> {
         )
         .into());
     };
-    if output.status.success() {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // With `StrictHostKeyChecking no` in the user's ssh configuration, ssh logs in with a key
+    // despite a changed host key, only warning: a changed key stops the command all the same.
+    if output.status.success() && !diagnosis::host_key_changed(&stderr) {
         return Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned());
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
     match diagnosis::ssh_problem(&stderr, &host.to_string(), &host.url()) {
         Some((problem, fix)) => Err(Hint::new(problem, fix).into()),
         None => Err(anyhow::anyhow!(
@@ -139,14 +141,8 @@ fn ssh_engine_answers(sh: &Shell, host: &SshHost) -> anyhow::Result<String> {
 /// Compose v2 or later, as `docker compose version --short` reports it.
 fn compose_version(sh: &Shell) -> anyhow::Result<Version> {
     let output = run::probe(sh, &Command::docker(["compose", "version", "--short"]))?;
-    let text = String::from_utf8_lossy(&output.stdout);
     if output.status.success() {
-        return match Version::parse(&text) {
-            Some(version) if version.major < 2 => Err(compose_v1(&text)),
-            Some(version) => Ok(version),
-            // A build from source says `dev`: as new as it gets.
-            None => Ok(Version::new(u32::MAX, 0, 0)),
-        };
+        return accepted_compose(&String::from_utf8_lossy(&output.stdout));
     }
     let v1 = run::probe(sh, &Command::new("docker-compose", ["version", "--short"]));
     if let Ok(v1) = v1 {
@@ -159,6 +155,16 @@ fn compose_version(sh: &Shell) -> anyhow::Result<Version> {
         diagnosis::INSTALL,
     )
     .into())
+}
+
+/// Compose v2 or later, from the version it printed; v1 refused.
+fn accepted_compose(text: &str) -> anyhow::Result<Version> {
+    match Version::parse(text) {
+        Some(version) if version.major < 2 => Err(compose_v1(text)),
+        Some(version) => Ok(version),
+        // A build from source says `dev`: as new as it gets.
+        None => Ok(Version::new(u32::MAX, 0, 0)),
+    }
 }
 
 fn compose_v1(version: &str) -> anyhow::Error {
@@ -255,6 +261,20 @@ mod tests {
             assert_eq!(Version::parse(text), None, "{text}");
         }
         assert!(Version::parse("v5.0.1").unwrap() > Version::parse("2.40.3").unwrap());
+    }
+
+    #[test]
+    fn compose_v2_and_later_are_taken_and_v1_refused() {
+        for text in ["2.40.3\n", "v2.24.6-desktop.1", "5.0.1", "v5.4.0", "dev"] {
+            assert!(accepted_compose(text).is_ok(), "{text}");
+        }
+        let v1 = accepted_compose("1.29.2\n").unwrap_err();
+        assert!(
+            v1.to_string()
+                .starts_with("only Docker Compose v1 (1.29.2) is installed: Compose v2 or later"),
+            "{v1}"
+        );
+        assert!(crate::hint::of(&v1).unwrap().contains("install-docker"));
     }
 
     #[test]

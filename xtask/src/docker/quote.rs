@@ -1,8 +1,10 @@
 //! Command lines printed so that a user can paste them into a POSIX shell.
 
-/// Quotes each argument only where a shell would otherwise split or expand it.
+/// Quotes each argument only where a shell would otherwise split or expand it. Braces and
+/// commas are quoted too: bash, the remote shell of many SSH hosts, expands `{a,b}` to two
+/// words.
 pub fn shell_words(args: &[String]) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@,+%{}".contains(c);
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@+%".contains(c);
     args.iter()
         .map(|arg| {
             if !arg.is_empty() && arg.chars().all(plain) {
@@ -21,10 +23,10 @@ mod tests {
 
     #[test]
     fn printed_commands_survive_a_shell() {
-        let args = ["run", "--label", "a b", "it's", "", "{{.ID}}"].map(String::from);
+        let args = ["run", "--label", "a b", "it's", "", "{{.ID}}", "x{a,b}"].map(String::from);
         assert_eq!(
             shell_words(&args),
-            r#"run --label 'a b' 'it'\''s' '' {{.ID}}"#
+            r#"run --label 'a b' 'it'\''s' '' '{{.ID}}' 'x{a,b}'"#
         );
     }
 }

@@ -35,12 +35,33 @@ const POLL: Duration = Duration::from_millis(20);
 /// Runs a command that acts (`up`, `build`, `apt-get install`): its output is progress,
 /// kept back with `--quiet`; fails with its last line as the reason.
 pub fn act(sh: &Shell, command: &Command) -> anyhow::Result<()> {
-    stream(sh, command, Stdout::Progress)
+    stream(sh, command, Stdout::Progress, None)
 }
+
+/// Like `act`, but stopped after `limit`: a `docker stack deploy` that waits for services
+/// that never converge. `Ok(false)` when it did not end in time.
+pub fn act_within(sh: &Shell, command: &Command, limit: Duration) -> anyhow::Result<bool> {
+    match stream(sh, command, Stdout::Progress, Some(limit)) {
+        Err(err) if err.is::<TimedOut>() => Ok(false),
+        other => other.map(|()| true),
+    }
+}
+
+/// A command given up on at its deadline.
+#[derive(Debug)]
+struct TimedOut;
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("did not end in time")
+    }
+}
+
+impl std::error::Error for TimedOut {}
 
 /// Runs a command whose standard output is the result (`ps`, `logs`, `config`): always shown.
 pub fn print(sh: &Shell, command: &Command) -> anyhow::Result<()> {
-    stream(sh, command, Stdout::Result)
+    stream(sh, command, Stdout::Result, None)
 }
 
 /// Like `print`, with the output passed through `filter` before it is shown (`config`
@@ -67,7 +88,7 @@ fn echoed_and_captured(sh: &Shell, command: &Command) -> anyhow::Result<Output> 
     output::command(&command.to_string());
     let result = captured(sh, command, None)?.context("a command without a deadline ends")?;
     if !result.status.success() {
-        let (reason, fix) = diagnosis::explain(&String::from_utf8_lossy(&result.stderr))
+        let (reason, fix) = diagnosis::explain(&String::from_utf8_lossy(&result.stderr), command)
             .unwrap_or_else(|| (format!("`{command}` ended with {}", result.status), None));
         return Err(Hint::maybe(reason, fix));
     }
@@ -81,7 +102,7 @@ pub fn read(sh: &Shell, command: &Command) -> anyhow::Result<String> {
     if output.status.success() {
         return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
     }
-    let (reason, fix) = diagnosis::explain(&String::from_utf8_lossy(&output.stderr))
+    let (reason, fix) = diagnosis::explain(&String::from_utf8_lossy(&output.stderr), command)
         .unwrap_or_else(|| (output.status.to_string(), None));
     Err(Hint::maybe(format!("`{command}` failed: {reason}"), fix))
 }
@@ -156,7 +177,12 @@ fn wait_within(process: &mut Child, limit: Duration) -> Option<io::Result<ExitSt
     }
 }
 
-fn stream(sh: &Shell, command: &Command, stdout: Stdout) -> anyhow::Result<()> {
+fn stream(
+    sh: &Shell,
+    command: &Command,
+    stdout: Stdout,
+    limit: Option<Duration>,
+) -> anyhow::Result<()> {
     let quiet = output::quiet();
     output::command(&command.to_string());
     let stdout_pipe = if quiet && stdout == Stdout::Progress {
@@ -174,7 +200,17 @@ fn stream(sh: &Shell, command: &Command, stdout: Stdout) -> anyhow::Result<()> {
         .stdout
         .take()
         .map(|pipe| thread::spawn(move || keep_tail(pipe, false)));
-    let status = process.wait();
+    let status = match limit {
+        None => process.wait(),
+        Some(limit) => match wait_within(&mut process, limit) {
+            Some(status) => status,
+            None => {
+                interrupt::stop_group(process.id());
+                let _ = process.wait();
+                return Err(TimedOut.into());
+            }
+        },
+    };
     drop(running);
     let (stdout, stderr) = (joined(stdout), joined(stderr));
     interrupt::wait_if_interrupted();
@@ -193,7 +229,7 @@ fn stream(sh: &Shell, command: &Command, stdout: Stdout) -> anyhow::Result<()> {
             last_lines(&String::from_utf8_lossy(&stderr), TAIL_LINES)
         );
     }
-    let (reason, fix) = diagnosis::explain(&String::from_utf8_lossy(&stderr))
+    let (reason, fix) = diagnosis::explain(&String::from_utf8_lossy(&stderr), command)
         .unwrap_or_else(|| (format!("`{command}` ended with {status}"), None));
     Err(Hint::maybe(reason, fix))
 }
@@ -385,6 +421,19 @@ mod tests {
         let quick = Command::new("true", Vec::<String>::new());
         let output = probe_within(&Shell::new().unwrap(), &quick, Duration::from_secs(5)).unwrap();
         assert!(output.unwrap().status.success());
+    }
+
+    #[test]
+    fn an_act_past_its_deadline_is_stopped_and_said_so() {
+        let sh = Shell::new().unwrap();
+        let sleep = Command::new("sleep", ["5"]);
+        let started = Instant::now();
+        assert!(!act_within(&sh, &sleep, Duration::from_millis(200)).unwrap());
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let quick = Command::new("true", Vec::<String>::new());
+        assert!(act_within(&sh, &quick, Duration::from_secs(5)).unwrap());
+        let failing = Command::new("false", Vec::<String>::new());
+        assert!(act_within(&sh, &failing, Duration::from_secs(5)).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! An image sent from this machine's engine to another's without a registry: `docker save`
 //! here piped into `docker load` there, through the xtask (which counts the bytes for the
-//! progress line), never a file on either side; and only when the other engine lacks that
-//! image, by ID, so that a redeploy of the same image sends nothing.
+//! progress line), never a file the xtask writes on either side; and only when the other
+//! engine lacks that image, so that a redeploy of the same image sends nothing.
 
 use std::{
     io::{Read, Write},
@@ -13,28 +13,31 @@ use std::{
 use anyhow::Context;
 use xshell::Shell;
 
-use super::{Engine, diagnosis, run};
+use super::{Command, Engine, diagnosis, run};
 use crate::{hint::Hint, interrupt, output};
 
 /// How often the live progress line is redrawn.
 const REDRAW: Duration = Duration::from_millis(250);
 const CHUNK: usize = 256 * 1024;
+/// What makes two images the same on any two engines: their layers (by content) and what
+/// runs them. Not the image ID: the classic image store's is the config's digest, the
+/// containerd store's (Docker 29's default) the manifest's, so the same image has two.
+const FINGERPRINT: &str = "{{json .RootFS.Layers}} {{json .Config.Entrypoint}} {{json .Config.Cmd}} \
+    {{json .Config.Env}} {{json .Config.User}} {{json .Config.WorkingDir}} {{json .Config.Labels}}";
 
 /// What shipping did, for the step's line.
 pub fn ship(sh: &Shell, image: &str, to: &Engine) -> anyhow::Result<String> {
-    let here = image_id(sh, &Engine::Local, image)?.with_context(|| {
+    let here = fingerprint(sh, &Engine::Local, image)?.with_context(|| {
         format!("there is no image {image} here to send: build it (deploy without --no-build)")
     })?;
-    if image_id(sh, to, image)?.as_deref() == Some(here.as_str()) {
+    if fingerprint(sh, to, image)?.as_deref() == Some(here.as_str()) {
         return Ok(format!("{to} has {image} already (0 bytes sent)"));
     }
     let started = Instant::now();
     let bytes = stream(sh, image, to)?;
-    let there = image_id(sh, to, image)?;
     anyhow::ensure!(
-        there.as_deref() == Some(here.as_str()),
-        "{to} loaded {image}, but as another image ({}) than this machine's ({here})",
-        there.unwrap_or_default()
+        fingerprint(sh, to, image)?.as_deref() == Some(here.as_str()),
+        "{to} loaded {image}, but it differs from this machine's: another tag by that name?"
     );
     Ok(format!(
         "sent {image} to {to} ({}, {})",
@@ -43,9 +46,9 @@ pub fn ship(sh: &Shell, image: &str, to: &Engine) -> anyhow::Result<String> {
     ))
 }
 
-/// The image's ID on `engine`, `None` when it has no such image.
-fn image_id(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<Option<String>> {
-    let inspect = engine.docker(["image", "inspect", "--format", "{{.Id}}", image]);
+/// The image's fingerprint on `engine`, `None` when it has no such image.
+fn fingerprint(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<Option<String>> {
+    let inspect = engine.docker(["image", "inspect", "--format", FINGERPRINT, image]);
     let output = run::probe(sh, &inspect)?;
     if output.status.success() {
         return Ok(Some(
@@ -57,7 +60,7 @@ fn image_id(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<Option<S
         return Ok(None);
     }
     let (reason, fix) =
-        diagnosis::explain(&stderr).unwrap_or_else(|| (output.status.to_string(), None));
+        diagnosis::explain(&stderr, &inspect).unwrap_or_else(|| (output.status.to_string(), None));
     Err(Hint::maybe(
         format!("cannot inspect {image} on {engine}: {reason}"),
         fix,
@@ -68,20 +71,26 @@ fn image_id(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<Option<S
 fn stream(sh: &Shell, image: &str, to: &Engine) -> anyhow::Result<u64> {
     let save = Engine::Local.docker(["save", image]);
     let load = to.docker(["load", "--quiet"]);
+    let progress = Progress::new(image, to);
+    pipe(sh, &save, &load, &progress).with_context(|| format!("{to} did not load {image}"))
+}
+
+/// `save | load`, through this process; the bytes that went through.
+fn pipe(sh: &Shell, save: &Command, load: &Command, progress: &Progress) -> anyhow::Result<u64> {
     output::command(&format!("{save} | {load}"));
-    let mut saver = run::process(sh, &save)
+    let mut saver = run::process(sh, save)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| run::cannot_run(&save))?;
+        .with_context(|| run::cannot_run(save))?;
     let saving = interrupt::register(saver.id());
-    let mut loader = run::process(sh, &load)
+    let mut loader = run::process(sh, load)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| run::cannot_run(&load))?;
+        .with_context(|| run::cannot_run(load))?;
     let loading = interrupt::register(loader.id());
     let save_errors = saver
         .stderr
@@ -98,7 +107,6 @@ fn stream(sh: &Shell, image: &str, to: &Engine) -> anyhow::Result<u64> {
 
     let mut source = saver.stdout.take().context("docker save has no output")?;
     let mut sink = loader.stdin.take().context("docker load takes no input")?;
-    let progress = Progress::new(image, to);
     let mut sent: u64 = 0;
     let mut buffer = vec![0; CHUNK];
     let copied = loop {
@@ -116,7 +124,9 @@ fn stream(sh: &Shell, image: &str, to: &Engine) -> anyhow::Result<u64> {
             Err(err) => break Err(err),
         }
     };
-    drop(sink);
+    // Both ends closed before waiting: a docker save with more to write then gets a broken
+    // pipe and ends, instead of waiting forever for a reader (docker load stopped early).
+    drop((sink, source));
     progress.clear();
     let saved = saver.wait();
     let loaded = loader.wait();
@@ -132,21 +142,25 @@ fn stream(sh: &Shell, image: &str, to: &Engine) -> anyhow::Result<u64> {
     };
     let (save_errors, load_output, load_errors) =
         (text(save_errors), text(load_output), text(load_errors));
-    if !saved.with_context(|| run::cannot_run(&save))?.success() {
-        return Err(failure(&format!("`{save}` failed"), &save_errors));
-    }
-    let load_status = loaded.with_context(|| run::cannot_run(&load))?;
+    let load_status = loaded.with_context(|| run::cannot_run(load))?;
     // docker load reports some failures on stdout, in its stream of messages.
     let load_words = format!("{load_errors}{load_output}");
-    if !load_status.success() || load_words.contains("rror") {
-        return Err(failure(&format!("{to} did not load {image}"), &load_words));
+    let load_failed = load_words
+        .lines()
+        .any(|line| line.trim_start().to_lowercase().starts_with("error"));
+    // Its failure first: it also makes docker save fail, with a broken pipe.
+    if !load_status.success() || load_failed {
+        return Err(failure(&format!("`{load}` failed"), &load_words, load));
     }
-    copied.with_context(|| format!("sending {image} to {to} stopped"))?;
+    if !saved.with_context(|| run::cannot_run(save))?.success() {
+        return Err(failure(&format!("`{save}` failed"), &save_errors, save));
+    }
+    copied.context("the stream stopped")?;
     Ok(sent)
 }
 
-fn failure(what: &str, words: &str) -> anyhow::Error {
-    match diagnosis::explain(words) {
+fn failure(what: &str, words: &str, command: &Command) -> anyhow::Error {
+    match diagnosis::explain(words, command) {
         Some((reason, fix)) => Hint::maybe(format!("{what}: {reason}"), fix),
         None => anyhow::anyhow!("{what}"),
     }
@@ -204,6 +218,34 @@ fn rate(bytes: u64, elapsed: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A load that stops reading midway (a full disk there) fails the send at once, with its
+    /// own words, instead of leaving the save waiting forever for a reader.
+    #[test]
+    fn a_load_that_stops_reading_ends_the_send_with_its_reason() {
+        let sh = Shell::new().unwrap();
+        let save = Command::new("head", ["-c", "50000000", "/dev/zero"]);
+        let load = Command::new(
+            "sh",
+            [
+                "-c",
+                "head -c 100000 >/dev/null; echo 'write /x: no space left on device' >&2; exit 1",
+            ],
+        );
+        let progress = Progress::new("app:1", &Engine::Local);
+        let started = Instant::now();
+        let err = pipe(&sh, &save, &load, &progress).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let text = format!("{err:#}");
+        assert!(text.contains("is full"), "{text}");
+        let whole = Command::new("head", ["-c", "3000000", "/dev/zero"]);
+        let count = Command::new("wc", ["-c"]);
+        assert_eq!(pipe(&sh, &whole, &count, &progress).unwrap(), 3_000_000);
+    }
 
     #[test]
     fn sizes_and_rates_read_like_the_rest() {

@@ -78,7 +78,7 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
             Some(full) => {
                 plan::print(&swarm_deploy(full.clone()).steps(sh, options.build, true, true)?)
             }
-            None => plan::print(&plan(&stack, &model, &options, &release, None)?),
+            None => plan::print(&plan(&stack, &model, &options, &release)?),
         }
         println!("{}", LOCKED);
         return Ok(());
@@ -87,20 +87,14 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
     let env = &args.env.env;
     interrupt::set_hint(after_interruption("deploy", env));
     let lock = Lock::take(sh, &stack, "deploy", args.break_lock)?;
-    let history = state::history(sh, &stack)?;
     let steps = match swarm {
         Some(full) => swarm_deploy(full).steps(sh, options.build, true, false)?,
-        None => plan(&stack, &model, &options, &release, state::serving(&history))?,
+        None => plan(&stack, &model, &options, &release)?,
     };
     let record = state::begin(sh, &stack, &lock, "deploy", &release.reference())?;
     let outcome = plan::execute(sh, &steps);
-    state::finish(
-        sh,
-        &stack,
-        &lock,
-        &record,
-        serving_or_reason(sh, &stack, &model, &outcome),
-    )?;
+    let result = serving_or_reason(sh, &stack, &model, &outcome);
+    state::finish(sh, &stack, &lock, &record, result);
     outcome?;
     prune_images(sh, &stack, &lock);
     drop(lock);
@@ -129,17 +123,17 @@ pub fn plan(
     model: &Model,
     options: &Options,
     release: &Release,
-    serving: Option<String>,
 ) -> anyhow::Result<Vec<Step>> {
     let mut steps = release.steps(&stack.engine, options.build)?;
     steps.extend(database_steps(stack, model, options.timeout)?);
     steps.push(migrate_step(stack, model));
-    steps.extend(web_steps(stack, model, options.timeout, serving)?);
+    steps.extend(web_steps(stack, model, options.timeout)?);
     Ok(steps)
 }
 
-/// For the history: the container that serves now, or why the deploy failed.
-fn serving_or_reason(
+/// For the history: the container (or swarm service) that serves now, or why the command
+/// failed.
+pub fn serving_or_reason(
     sh: &Shell,
     stack: &Stack,
     model: &Model,
@@ -224,14 +218,9 @@ pub fn migrate_step(stack: &Stack, model: &Model) -> Step {
 
 /// web replaced behind the proxy (see `switch`); then, on this machine's engine, the app
 /// through the proxy's published port, as a user reaches it.
-fn web_steps(
-    stack: &Stack,
-    model: &Model,
-    timeout: Duration,
-    serving: Option<String>,
-) -> anyhow::Result<Vec<Step>> {
+fn web_steps(stack: &Stack, model: &Model, timeout: Duration) -> anyhow::Result<Vec<Step>> {
     let settings = &model.xtask;
-    let switch = Switch::new(stack, model, timeout, serving);
+    let switch = Switch::new(stack, model, timeout);
     let mut steps = vec![
         Step::new(
             &format!("{} switched{}", settings.web_service, stack.engine.on()),

@@ -50,6 +50,7 @@ fn release(registry: Option<&str>) -> Release {
         image,
         tag: "0a1b2c3".into(),
         registry: registry.map(str::to_owned),
+        published: false,
         source: Some(Source {
             version: "0.1.0".into(),
             repository_url: "https://github.com/travial/travial".into(),
@@ -109,7 +110,6 @@ fn dev_builds_the_revision_switches_web_and_probes_through_the_published_ports()
         &dev(),
         &OPTIONS,
         &release(None),
-        None,
     )
     .unwrap();
     let compose = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker compose -p travial-dev \
@@ -144,7 +144,6 @@ fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
         &prod(),
         &options,
         &release(None),
-        None,
     )
     .unwrap();
     let compose = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker compose -p travial-prod \
@@ -166,14 +165,7 @@ fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
 
 #[test]
 fn a_remote_engine_gets_the_image_over_ssh_and_is_waited_for_through_itself() {
-    let steps = plan(
-        &stack("dev", remote()),
-        &dev(),
-        &OPTIONS,
-        &release(None),
-        None,
-    )
-    .unwrap();
+    let steps = plan(&stack("dev", remote()), &dev(), &OPTIONS, &release(None)).unwrap();
     let compose = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker --host ssh://root@10.201.1.2 compose \
         -p travial-dev -f compose/compose.yaml -f compose/compose.dev.yaml";
     assert_eq!(
@@ -200,7 +192,6 @@ fn with_a_registry_the_image_is_pushed_here_and_pulled_there() {
         &prod(),
         &OPTIONS,
         &release,
-        None,
     )
     .unwrap();
     let lines = lines(&steps);
@@ -220,6 +211,18 @@ fn with_a_registry_the_image_is_pushed_here_and_pulled_there() {
 }
 
 #[test]
+fn an_image_already_in_the_registry_is_pulled_never_pushed_again() {
+    let release = Release {
+        published: true,
+        ..release(Some("127.0.0.1:5000"))
+    };
+    assert_eq!(
+        lines(&release.steps(&remote(), false).unwrap()),
+        ["docker --host ssh://root@10.201.1.2 pull --quiet 127.0.0.1:5000/travial/app:0a1b2c3"]
+    );
+}
+
+#[test]
 fn down_keeps_the_data_unless_asked() {
     let stack = stack("dev", Engine::Local);
     let keep = super::super::down::step(&stack, false).to_string();
@@ -234,14 +237,7 @@ fn down_keeps_the_data_unless_asked() {
 #[test]
 fn no_step_of_a_deploy_removes_volumes() {
     for merged in [dev(), prod()] {
-        let steps = plan(
-            &stack("dev", remote()),
-            &merged,
-            &OPTIONS,
-            &release(None),
-            None,
-        )
-        .unwrap();
+        let steps = plan(&stack("dev", remote()), &merged, &OPTIONS, &release(None)).unwrap();
         assert!(
             lines(&steps)
                 .iter()

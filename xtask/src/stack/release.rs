@@ -20,6 +20,8 @@ pub struct Release {
     /// What the stack runs: the image's repository, or its copy in the registry.
     pub repository: String,
     pub registry: Option<String>,
+    /// In the registry already (a rollback's image): pulled, never pushed again.
+    pub published: bool,
     /// What a build labels the image with; read only when building.
     pub source: Option<Source>,
 }
@@ -49,21 +51,8 @@ impl Release {
             (None, Some(source)) => source.revision.tag(),
             (None, None) => unreachable!("the source is read when no tag is given"),
         };
-        if !stack.engine.is_local() {
-            if tag == "latest" {
-                bail!(
-                    "a deploy to {} runs an immutable tag, never `latest`: unset APP_TAG (the git revision is used) or name a release",
-                    stack.engine
-                );
-            }
-            let dirty = source.as_ref().is_some_and(|source| source.revision.dirty);
-            if dirty && given.is_none() && !wanted.allow_dirty {
-                bail!(
-                    "the working tree has uncommitted changes, so {} would run `{tag}`, which no commit names: commit them, or pass --allow-dirty",
-                    stack.engine
-                );
-            }
-        }
+        let dirty = source.as_ref().is_some_and(|source| source.revision.dirty);
+        check_immutable(&stack.engine, &tag, dirty && !wanted.allow_dirty)?;
         let registry = wanted
             .registry
             .or(model.xtask.registry.as_deref())
@@ -78,6 +67,7 @@ impl Release {
             tag,
             repository,
             registry,
+            published: false,
             source,
         })
     }
@@ -101,9 +91,11 @@ impl Release {
         }
         match &self.registry {
             Some(registry) => {
-                let login =
-                    push::login_from_env(push::registry_of(&self.repository).or(Some(registry)))?;
-                steps.extend(push::publish(&self.image, &tags, &self.repository, login));
+                if !self.published {
+                    let registry = push::registry_of(&self.repository).or(Some(registry));
+                    let login = push::login_from_env(registry)?;
+                    steps.extend(push::publish(&self.image, &tags, &self.repository, login));
+                }
                 if !engine.is_local() {
                     let reference = self.reference();
                     steps.push(Step::run(
@@ -129,5 +121,41 @@ impl Release {
     /// The stack running this release.
     pub fn applied_to(&self, stack: Stack) -> Stack {
         stack.running(&self.repository, &self.tag)
+    }
+}
+
+/// Another machine runs only what names one release: never `latest`, never an image built
+/// from uncommitted changes (`dirty`, unless allowed), whatever its tag.
+fn check_immutable(engine: &Engine, tag: &str, dirty: bool) -> anyhow::Result<()> {
+    if engine.is_local() {
+        return Ok(());
+    }
+    if tag == "latest" {
+        bail!(
+            "a deploy to {engine} runs an immutable tag, never `latest`: unset APP_TAG (the git revision is used) or name a release"
+        );
+    }
+    if dirty {
+        bail!(
+            "the working tree has uncommitted changes, so what {engine} would run as `{tag}` matches no commit: commit them, or pass --allow-dirty"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_machine_runs_an_immutable_tag_of_a_commit() {
+        let remote = Engine::over_ssh(&crate::docker::SshHost::parse("ssh://h").unwrap());
+        assert!(check_immutable(&remote, "0a1b2c3", false).is_ok());
+        let latest = check_immutable(&remote, "latest", false).unwrap_err();
+        assert!(latest.to_string().contains("never `latest`"), "{latest}");
+        let dirty = check_immutable(&remote, "v1", true).unwrap_err();
+        assert!(dirty.to_string().contains("pass --allow-dirty"), "{dirty}");
+        // This machine's engine is the developer's own.
+        assert!(check_immutable(&Engine::Local, "latest", true).is_ok());
     }
 }

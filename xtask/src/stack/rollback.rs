@@ -19,8 +19,8 @@ use crate::{
     cli::RollbackArgs,
     docker::{Engine, Needs, run},
     hint::Hint,
-    image::{Image, repository_of},
-    interrupt, output,
+    image::{Image, push::registry_of, repository_of},
+    interrupt,
     plan::{self, Action, Step},
     swarm,
 };
@@ -35,18 +35,24 @@ pub fn run(sh: &Shell, args: &RollbackArgs) -> anyhow::Result<()> {
     };
     let records = state::history(sh, &stack)?;
     let (target, current) = target(&records, args.to.as_deref(), env)?;
-    check_migrations(sh, &stack, &model, &target, args.force)?;
+    // Asking the target image and the database runs containers: not in a dry run.
+    if !args.dry_run {
+        check_migrations(sh, &stack, &model, &target, args.force)?;
+    }
     let (repository, tag) = (
         repository_of(&target),
         &target[repository_of(&target).len() + 1..],
     );
     let stack = stack.running(repository, tag);
     let steps = match stack.swarm {
-        true => swarm_steps(sh, &stack, &model, &target, args.timeout)?,
-        false => compose_steps(sh, &stack, &model, &target, args.timeout, &records)?,
+        true => swarm_steps(sh, &stack, &model, &target, args)?,
+        false => compose_steps(sh, &stack, &model, &target, args.timeout)?,
     };
     let Some(lock) = lock else {
         println!("# from {} back to {target}", current.unwrap_or_default());
+        println!(
+            "# first: the migrations {target} knows, checked against the database's (--force skips the refusal)"
+        );
         plan::print(&steps);
         println!("{}", super::deploy::LOCKED);
         return Ok(());
@@ -56,11 +62,8 @@ pub fn run(sh: &Shell, args: &RollbackArgs) -> anyhow::Result<()> {
     ));
     let record = state::begin(sh, &stack, &lock, "rollback", &target)?;
     let outcome = plan::execute(sh, &steps);
-    let result = match &outcome {
-        Ok(()) => Ok(serving_container(sh, &stack, &model).unwrap_or_default()),
-        Err(err) => Err(output::error_line(err)),
-    };
-    state::finish(sh, &stack, &lock, &record, result)?;
+    let result = super::deploy::serving_or_reason(sh, &stack, &model, &outcome);
+    state::finish(sh, &stack, &lock, &record, result);
     outcome?;
     println!("{env} is back on {target}{}", stack.engine.on());
     Ok(())
@@ -98,33 +101,41 @@ pub fn target(
     Ok((target, current))
 }
 
-/// On one engine: the image there (sent from here if need be), then the switch.
+/// On one engine: the image there (pulled from its registry, or sent from here, if need
+/// be), then the switch.
 fn compose_steps(
     sh: &Shell,
     stack: &Stack,
     model: &Model,
     target: &str,
     timeout: std::time::Duration,
-    records: &[Record],
 ) -> anyhow::Result<Vec<Step>> {
     let mut steps = Vec::new();
-    if !present(sh, &stack.engine, target)? {
-        if stack.engine.is_local() || !present(sh, &Engine::Local, target)? {
-            bail!(
-                "{target} is no longer on {} (the last {IMAGES_KEPT} deployed images are kept): deploy that revision instead",
-                stack.engine
-            );
-        }
+    let engine = &stack.engine;
+    let from_registry = registry_of(repository_of(target)).is_some();
+    if present(sh, engine, target)? {
+        // Nothing to bring.
+    } else if from_registry {
+        steps.push(Step::run(
+            &format!("pulled {target}{}", engine.on()),
+            engine.docker(["pull", "--quiet", target]),
+            &format!("{engine} could not pull {target}"),
+        ));
+    } else if engine.is_local() || !present(sh, &Engine::Local, target)? {
+        bail!(
+            "{target} is no longer on {engine} (the last {IMAGES_KEPT} deployed images are kept): deploy that revision instead"
+        );
+    } else {
         steps.push(Step::new(
-            &format!("{target} on {}", stack.engine),
+            &format!("{target} on {engine}"),
             Action::Ship {
                 image: target.to_owned(),
-                to: stack.engine.clone(),
+                to: engine.clone(),
             },
-            &format!("the image did not reach {}", stack.engine),
+            &format!("the image did not reach {engine}"),
         ));
     }
-    let switch = Switch::new(stack, model, timeout, state::serving(records));
+    let switch = Switch::new(stack, model, timeout);
     steps.push(
         Step::new(
             &format!(
@@ -140,16 +151,18 @@ fn compose_steps(
     Ok(steps)
 }
 
-/// On a swarm: the image on every node, then the stack with web back on it (a rolling
-/// update like a deploy's), no migration.
+/// On a swarm: the image on every node (sent over SSH, or, for an image of a registry, pulled
+/// by the nodes themselves), then the stack with web back on it (a rolling update like a
+/// deploy's), no migration.
 fn swarm_steps(
     sh: &Shell,
     stack: &Stack,
     model: &Model,
     target: &str,
-    timeout: std::time::Duration,
+    args: &RollbackArgs,
 ) -> anyhow::Result<Vec<Step>> {
     let repository = repository_of(target);
+    let registry = registry_of(repository).map(str::to_owned);
     let release = Release {
         image: Image {
             repository: repository.to_owned(),
@@ -157,7 +170,8 @@ fn swarm_steps(
         },
         tag: target[repository.len() + 1..].to_owned(),
         repository: repository.to_owned(),
-        registry: None,
+        published: registry.is_some(),
+        registry,
         source: None,
     };
     let deploy = swarm::deploy::Deploy {
@@ -165,9 +179,9 @@ fn swarm_steps(
         model,
         full: swarm::deploy::full_model(sh, stack)?,
         release: &release,
-        timeout,
+        timeout: args.timeout,
     };
-    deploy.steps(sh, false, false, false)
+    deploy.steps(sh, false, false, args.dry_run)
 }
 
 fn present(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<bool> {
@@ -250,15 +264,6 @@ fn check_migrations(
             "cannot read which migrations the database has applied (is {db} running?)"
         )),
     }
-}
-
-fn serving_container(sh: &Shell, stack: &Stack, model: &Model) -> anyhow::Result<String> {
-    Ok(run::read(
-        sh,
-        &stack.compose(&["ps", "--format", "{{.Name}}", &model.xtask.web_service]),
-    )?
-    .trim()
-    .to_owned())
 }
 
 #[cfg(test)]

@@ -97,6 +97,7 @@ fn lookup(
                 .rev()
                 .find(|(key, _)| *key == name)
                 .map(|(_, value)| value.clone())
+                .filter(|value| !value.is_empty())
         });
         let value = environment(&name)
             .filter(|value| !value.is_empty())
@@ -293,6 +294,13 @@ secrets:
         let prod = model("");
         let (secrets, missing) = lookup(&prod, &None, |_| Some(String::new()));
         assert!(secrets.is_empty());
+        assert_eq!(missing, ["APP_DB_PASSWORD", "POSTGRES_PASSWORD"]);
+        // `POSTGRES_PASSWORD=` in the file gives no password either.
+        let file = Some(SecretsFile {
+            path: PathBuf::from(".secrets/prod.env"),
+            values: vec![("POSTGRES_PASSWORD".to_owned(), String::new())],
+        });
+        let (_, missing) = lookup(&prod, &file, |_| None);
         assert_eq!(missing, ["APP_DB_PASSWORD", "POSTGRES_PASSWORD"]);
     }
 

@@ -107,7 +107,10 @@ impl Lock {
                 run::last_line(&stderr).unwrap_or_default()
             );
         }
-        let release = engine.docker(["rm", "--force", &name]);
+        // By the container's ID, not its name: if this lock was broken (`--break-lock`) while
+        // the command still ran, the name is another command's lock now, not ours to remove.
+        let id = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+        let release = engine.docker(["rm", "--force", &id]);
         let dir = sh.current_dir();
         let (cleanup_release, cleanup_dir) = (release.clone(), dir.clone());
         interrupt::on_interruption(
@@ -122,8 +125,10 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        interrupt::forget_cleanup(&self.name);
+        // Released before the interruption handler forgets it: a Ctrl-C that stops this
+        // release then still has the handler release it.
         run::while_stopping(&self.dir, &self.release);
+        interrupt::forget_cleanup(&self.name);
     }
 }
 
@@ -231,7 +236,20 @@ pub fn begin(
 }
 
 /// How `record`'s command ended: `succeeded` (with the container that serves), or why not.
+/// A history that cannot be written is a warning: the command's own result stands.
 pub fn finish(
+    sh: &Shell,
+    stack: &Stack,
+    lock: &Lock,
+    record: &Record,
+    result: Result<String, String>,
+) {
+    if let Err(err) = write_result(sh, stack, lock, record, result) {
+        output::warning(&err.context("the history was not updated"));
+    }
+}
+
+fn write_result(
     sh: &Shell,
     stack: &Stack,
     lock: &Lock,
@@ -311,15 +329,6 @@ fn write(sh: &Shell, stack: &Stack, _lock: &Lock, records: &[Record]) -> anyhow:
     Ok(())
 }
 
-/// The container the last successful deploy or rollback left serving.
-pub fn serving(records: &[Record]) -> Option<String> {
-    records
-        .iter()
-        .rev()
-        .find(|record| record.succeeded())
-        .and_then(|record| record.container.clone())
-}
-
 /// The images of the last `count` successful deploys and rollbacks, newest first, each once.
 pub fn recent_images(records: &[Record], count: usize) -> Vec<String> {
     let mut images: Vec<String> = Vec::new();
@@ -350,7 +359,7 @@ mod tests {
     }
 
     #[test]
-    fn the_serving_container_and_the_images_kept_come_from_what_succeeded() {
+    fn the_images_kept_come_from_what_succeeded() {
         let records = [
             record("app:1", "succeeded", Some("web-1")),
             record("app:2", "succeeded", Some("web-2")),
@@ -358,7 +367,6 @@ mod tests {
             record("app:2", "succeeded", Some("web-3")),
             record("app:4", "interrupted", None),
         ];
-        assert_eq!(serving(&records).as_deref(), Some("web-3"));
         assert_eq!(recent_images(&records, 2), ["app:2", "app:1"]);
         assert_eq!(recent_images(&[], 3), Vec::<String>::new());
         let line = serde_json::to_string(&records[0]).unwrap();

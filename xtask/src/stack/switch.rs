@@ -3,6 +3,10 @@
 //! the proxy pointed at it by a graceful `caddy reload`, then the old drained (SIGTERM:
 //! it finishes what it was serving) and removed. A new web that never gets ready is
 //! removed and the old keeps serving.
+//!
+//! Nothing that may serve is removed before the proxy points elsewhere: after a deploy
+//! stopped midway, every running web container counts as old (the proxy may point at any
+//! of them) and is drained only once the new one serves.
 
 use std::{
     fmt, thread,
@@ -16,12 +20,14 @@ use super::{Model, Stack};
 use crate::{
     docker::{Command, run},
     hint::Hint,
-    interrupt,
+    interrupt, output,
     plan::Task,
 };
 
 /// How often the new container is asked whether it is ready.
 const READY_POLL: Duration = Duration::from_millis(200);
+/// How long a proxy just (re)started may take before its admin endpoint takes a reload.
+const PROXY_START: Duration = Duration::from_secs(10);
 /// How long an old container may take to finish its requests once told to stop: the
 /// app's own limit is 8 s.
 const DRAIN_SECONDS: &str = "10";
@@ -37,9 +43,6 @@ pub struct Switch {
     pub port: u16,
     pub ready: Vec<String>,
     pub timeout: Duration,
-    /// The container to keep if several web containers run (an earlier deploy stopped
-    /// midway): the one the history says serves.
-    pub serving: Option<String>,
 }
 
 /// A web container as `docker ps` lists it.
@@ -51,7 +54,7 @@ struct Container {
 }
 
 impl Switch {
-    pub fn new(stack: &Stack, model: &Model, timeout: Duration, serving: Option<String>) -> Switch {
+    pub fn new(stack: &Stack, model: &Model, timeout: Duration) -> Switch {
         Switch {
             stack: stack.clone(),
             web: model.xtask.web_service.clone(),
@@ -59,7 +62,6 @@ impl Switch {
             port: model.xtask.web_port,
             ready: model.xtask.ready_command.clone(),
             timeout,
-            serving,
         }
     }
 
@@ -189,6 +191,28 @@ impl Switch {
         )
     }
 
+    /// `caddy reload`, tried again while a proxy just started does not take it yet.
+    fn reload_proxy(&self, sh: &Shell, container: &str) -> anyhow::Result<()> {
+        let reload = self.point_proxy_at(container);
+        output::command(&reload.to_string());
+        let started = Instant::now();
+        loop {
+            let answer = run::probe(sh, &reload)?;
+            if answer.status.success() {
+                return Ok(());
+            }
+            if started.elapsed() >= PROXY_START {
+                let stderr = String::from_utf8_lossy(&answer.stderr);
+                bail!(
+                    "{} did not take the new upstream: {}",
+                    self.proxy,
+                    run::last_line(&stderr).unwrap_or_else(|| answer.status.to_string())
+                );
+            }
+            thread::sleep(READY_POLL);
+        }
+    }
+
     /// The new container's last logs, then its removal: the old ones keep serving.
     fn abandon(&self, sh: &Shell, container: &Container) {
         let logs = self
@@ -214,28 +238,17 @@ impl Switch {
 
 impl Task for Switch {
     fn run(&self, sh: &Shell) -> anyhow::Result<String> {
-        let mut old = self.containers(sh)?;
-        // Leftovers of a deploy stopped midway: never switched to, or stopped.
-        if old.len() > 1 {
-            let keep = self
-                .serving
-                .as_ref()
-                .and_then(|name| {
-                    old.iter()
-                        .find(|container| container.name == *name && container.state == "running")
-                })
-                .or_else(|| old.iter().find(|container| container.state == "running"))
-                .cloned();
-            for container in old
-                .iter()
-                .filter(|container| Some(*container) != keep.as_ref())
-            {
-                run::act(
-                    sh,
-                    &self.stack.engine.docker(["rm", "--force", &container.name]),
-                )?;
-            }
-            old = keep.into_iter().collect();
+        let (old, stopped): (Vec<Container>, Vec<Container>) = self
+            .containers(sh)?
+            .into_iter()
+            .partition(|container| container.state == "running");
+        // Left by a deploy stopped midway, or exited: they serve nothing, and would count
+        // towards the scale.
+        for container in &stopped {
+            run::act(
+                sh,
+                &self.stack.engine.docker(["rm", "--force", &container.name]),
+            )?;
         }
         run::act(sh, &self.scale_up(old.len() + 1))?;
         let new = self
@@ -249,24 +262,31 @@ impl Task for Switch {
                 )
             })?;
         // Stopped before the switch: the new container goes, the old keeps serving.
-        let engine_docker = self.stack.engine.docker(["rm", "--force", &new.name]);
+        let remove_new = self.stack.engine.docker(["rm", "--force", &new.name]);
         let dir = sh.current_dir();
         interrupt::on_interruption(
             "new web",
             Box::new(move || {
-                run::while_stopping(&dir, &engine_docker);
+                run::while_stopping(&dir, &remove_new);
             }),
         );
         let ready = self
             .await_ready(sh, &new)
-            .and_then(|()| run::act(sh, &self.proxy_up()))
-            .and_then(|()| run::act(sh, &self.point_proxy_at(&new.name)));
-        if let Err(err) = ready {
-            interrupt::forget_cleanup("new web");
+            .and_then(|()| run::act(sh, &self.proxy_up()));
+        // From the reload on, the proxy may point at the new container: stopped now, it is
+        // kept beside the old, and the next deploy drains both.
+        interrupt::forget_cleanup("new web");
+        if let Err(err) = ready.and_then(|()| self.reload_proxy(sh, &new.name)) {
             self.abandon(sh, &new);
-            let kept = match old.first() {
-                Some(old) => format!("{} keeps serving", old.name),
-                None => "nothing serves yet".to_owned(),
+            let kept = match old.as_slice() {
+                [] => "nothing serves yet".to_owned(),
+                old => format!(
+                    "{} keeps serving",
+                    old.iter()
+                        .map(|container| container.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             };
             return Err(Hint::new(
                 format!("{err:#}: it was removed, {kept}"),
@@ -274,7 +294,6 @@ impl Task for Switch {
             )
             .into());
         }
-        interrupt::forget_cleanup("new web");
         for container in &old {
             for command in self.drain(&container.name) {
                 run::act(sh, &command)?;

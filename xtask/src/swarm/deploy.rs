@@ -225,6 +225,14 @@ impl Deploy<'_> {
             options,
             app: self.app_image(),
             done: done.clone(),
+            stack: self.stack.project.clone(),
+            // web's replicas update one at a time, each given the whole timeout.
+            timeout: match everything {
+                true => self
+                    .timeout
+                    .saturating_mul(self.model.xtask.web_replicas.saturating_add(1)),
+                false => self.timeout,
+            },
         };
         Ok(Step::new(
             &done,

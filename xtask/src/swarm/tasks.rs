@@ -67,6 +67,10 @@ pub struct StackDeploy {
     pub options: Options,
     pub app: AppImage,
     pub done: String,
+    /// The stack's name, for its tasks' states when it does not converge.
+    pub stack: String,
+    /// How long its services may take to converge.
+    pub timeout: Duration,
 }
 
 impl Task for StackDeploy {
@@ -80,8 +84,29 @@ impl Task for StackDeploy {
             .command
             .clone()
             .stdin_content("the stack file", serde_json::to_vec_pretty(&file)?);
-        run::act(sh, &command)?;
-        Ok(self.done.clone())
+        if run::act_within(sh, &command, self.timeout)? {
+            return Ok(self.done.clone());
+        }
+        let stack = &self.stack;
+        let tasks = run::read(
+            sh,
+            &self.app.manager.docker([
+                "stack",
+                "ps",
+                "--no-trunc",
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Name}}: {{.CurrentState}} {{.Error}}",
+                stack,
+            ]),
+        )
+        .unwrap_or_default();
+        eprintln!("--- the stack's tasks:\n{tasks}---");
+        bail!(
+            "the services of {stack} did not converge within {} s (the tasks above say where they stand)",
+            self.timeout.as_secs()
+        )
     }
 }
 

@@ -35,15 +35,9 @@ impl SshClient {
         keygen(&dir.join("client_key"));
         let (config, known) = (dir.join("config"), dir.join("known_hosts"));
         std::fs::write(&known, "").unwrap();
-        std::fs::write(
-            &config,
-            format!(
-                "Host *\n  IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
-                dir.join("client_key").display(),
-                known.display()
-            ),
-        )
-        .unwrap();
+        let client = SshClient { dir };
+        client.strict_host_key_checking("yes");
+        let dir = &client.dir;
         let wrapper = dir.join("bin/ssh");
         std::fs::write(
             &wrapper,
@@ -54,7 +48,21 @@ impl SshClient {
         )
         .unwrap();
         run("chmod", &["755", wrapper.to_str().unwrap()]);
-        SshClient { dir }
+        client
+    }
+
+    /// The client's configuration with this `StrictHostKeyChecking`: `no` is what a user
+    /// may have set, under which ssh connects despite a changed host key.
+    pub fn strict_host_key_checking(&self, value: &str) {
+        std::fs::write(
+            self.dir.join("config"),
+            format!(
+                "Host *\n  IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking {value}\n  BatchMode yes\n",
+                self.dir.join("client_key").display(),
+                self.dir.join("known_hosts").display()
+            ),
+        )
+        .unwrap();
     }
 
     /// The public key a server lets in.

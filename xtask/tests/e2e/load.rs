@@ -27,6 +27,16 @@ pub struct Results {
     pub sent: u32,
     /// Each failure: when (since the start) and why.
     pub failures: Vec<(Duration, String)>,
+    /// How long it has been sending.
+    pub elapsed: Duration,
+}
+
+impl Results {
+    /// Requests a second, as sent: a stalled client (requests hanging instead of failing)
+    /// shows here.
+    pub fn rate(&self) -> f64 {
+        f64::from(self.sent) / self.elapsed.as_secs_f64().max(0.001)
+    }
 }
 
 impl Load {
@@ -56,6 +66,7 @@ impl Load {
                     };
                     let mut results = results.lock().unwrap();
                     results.sent += 1;
+                    results.elapsed = started.elapsed();
                     if let Err(reason) = outcome {
                         results.failures.push((started.elapsed(), reason));
                     }
