@@ -53,6 +53,17 @@ impl SshHost {
         if user.is_some_and(|user| user.is_empty() || user.contains(':')) {
             bail!("`{text}`: a user without a password (keys only): {usage}");
         }
+        // The user is also an argument of commands run there (`id`, `usermod`): a name as
+        // login names go, never an option.
+        let login_name = |user: &str| {
+            !user.starts_with('-')
+                && user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        };
+        if user.is_some_and(|user| !login_name(user)) {
+            bail!("`{text}` names no valid user: {usage}");
+        }
         let (host, port) = match host_port.rsplit_once(':') {
             Some((host, port)) if !host.ends_with(']') || host_port.starts_with('[') => {
                 let port = port
@@ -292,6 +303,9 @@ mod tests {
             "ssh://h:port",
             "ssh://h/var/run/docker.sock",
             "ssh://-oProxyCommand=x",
+            "ssh://-G@h",
+            "ssh://a b@h",
+            "ssh://x$(id)@h",
             "ssh://h\nx",
         ] {
             assert!(SshHost::parse(bad).is_err(), "{bad}");

@@ -2,7 +2,7 @@
 //! immutable tag (the git revision, unless APP_TAG names one), built here, then sent over
 //! SSH to a remote engine that lacks it, or pushed to a registry and pulled there.
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use xshell::Shell;
 
 use super::{Model, Stack};
@@ -42,14 +42,13 @@ impl Release {
     ) -> anyhow::Result<Release> {
         let image = Image::from_model(model)?;
         let given = std::env::var("APP_TAG").ok().filter(|tag| !tag.is_empty());
-        let source = match (&given, wanted.build) {
-            (Some(_), false) => None,
-            _ => Some(Source::read(sh)?),
-        };
-        let tag = match (&given, &source) {
-            (Some(tag), _) => tag.clone(),
-            (None, Some(source)) => source.revision.tag(),
-            (None, None) => unreachable!("the source is read when no tag is given"),
+        // The source is read when it names the tag, or labels a build.
+        let (tag, source) = match (given, wanted.build) {
+            (Some(tag), false) => (tag, None),
+            (given, _) => {
+                let source = Source::read(sh)?;
+                (given.unwrap_or_else(|| source.revision.tag()), Some(source))
+            }
         };
         let dirty = source.as_ref().is_some_and(|source| source.revision.dirty);
         check_immutable(&stack.engine, &tag, dirty && !wanted.allow_dirty)?;
@@ -86,7 +85,7 @@ impl Release {
             let source = self
                 .source
                 .as_ref()
-                .expect("the source is read for a build");
+                .context("a build needs the source's revision: choose the release with build")?;
             steps.extend(build::plan(&self.image, source, &tags, false)?);
         }
         match &self.registry {
