@@ -142,6 +142,30 @@ fn prod_secrets_stay_out_of_containers_output_and_process_lists() {
         Vec::<&str>::new()
     );
 
+    // No container logged one, and no layer of the images they run holds one.
+    for id in &ids {
+        let logs = Command::new("docker").args(["logs", id]).output().unwrap();
+        assert_success(&logs, "docker logs");
+        let logged = format!(
+            "{}{}",
+            String::from_utf8_lossy(&logs.stdout),
+            String::from_utf8_lossy(&logs.stderr)
+        );
+        assert_eq!(leaks(&logged), Vec::<&str>::new(), "{id}: {logged}");
+        let image = Command::new("docker")
+            .args(["inspect", "--format", "{{.Image}}", id])
+            .output()
+            .unwrap();
+        let image = String::from_utf8_lossy(&image.stdout).trim().to_owned();
+        let history = Command::new("docker")
+            .args(["history", "--no-trunc", &image])
+            .output()
+            .unwrap();
+        assert_success(&history, "docker history");
+        let layers = String::from_utf8_lossy(&history.stdout).into_owned();
+        assert_eq!(leaks(&layers), Vec::<&str>::new(), "{layers}");
+    }
+
     // `config` never prints them, even with them in its environment.
     let mut config = Command::new(e2e::XTASK);
     config
