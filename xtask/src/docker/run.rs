@@ -35,33 +35,18 @@ const POLL: Duration = Duration::from_millis(20);
 /// Runs a command that acts (`up`, `build`, `apt-get install`): its output is progress,
 /// kept back with `--quiet`; fails with its last line as the reason.
 pub fn act(sh: &Shell, command: &Command) -> anyhow::Result<()> {
-    stream(sh, command, Stdout::Progress, None)
+    stream(sh, command, Stdout::Progress, None).map(drop)
 }
 
 /// Like `act`, but stopped after `limit`: a `docker stack deploy` that waits for services
 /// that never converge. `Ok(false)` when it did not end in time.
 pub fn act_within(sh: &Shell, command: &Command, limit: Duration) -> anyhow::Result<bool> {
-    match stream(sh, command, Stdout::Progress, Some(limit)) {
-        Err(err) if err.is::<TimedOut>() => Ok(false),
-        other => other.map(|()| true),
-    }
+    stream(sh, command, Stdout::Progress, Some(limit))
 }
-
-/// A command given up on at its deadline.
-#[derive(Debug)]
-struct TimedOut;
-
-impl std::fmt::Display for TimedOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("did not end in time")
-    }
-}
-
-impl std::error::Error for TimedOut {}
 
 /// Runs a command whose standard output is the result (`ps`, `logs`, `config`): always shown.
 pub fn print(sh: &Shell, command: &Command) -> anyhow::Result<()> {
-    stream(sh, command, Stdout::Result, None)
+    stream(sh, command, Stdout::Result, None).map(drop)
 }
 
 /// Like `print`, with the output passed through `filter` before it is shown (`config`
@@ -140,17 +125,11 @@ fn captured(
         .stderr
         .take()
         .map(|pipe| thread::spawn(move || read_all(pipe)));
-    let status = match limit {
-        None => Some(process.wait()),
-        Some(limit) => wait_within(&mut process, limit),
-    };
+    let status = wait_at_most(&mut process, limit);
+    drop(running);
     let Some(status) = status else {
-        interrupt::stop_group(process.id());
-        let _ = process.wait();
-        drop(running);
         return Ok(None);
     };
-    drop(running);
     let (stdout, stderr) = (joined(stdout), joined(stderr));
     interrupt::wait_if_interrupted();
     let status = status.with_context(|| cannot_run(command))?;
@@ -159,6 +138,20 @@ fn captured(
         stdout,
         stderr,
     }))
+}
+
+/// The child's status, or `None` when `limit` passed first: it is then stopped, with its
+/// process group.
+fn wait_at_most(process: &mut Child, limit: Option<Duration>) -> Option<io::Result<ExitStatus>> {
+    let Some(limit) = limit else {
+        return Some(process.wait());
+    };
+    let status = wait_within(process, limit);
+    if status.is_none() {
+        interrupt::stop_group(process.id());
+        let _ = process.wait();
+    }
+    status
 }
 
 /// The child's status if it ends within `limit`.
@@ -177,12 +170,13 @@ fn wait_within(process: &mut Child, limit: Duration) -> Option<io::Result<ExitSt
     }
 }
 
+/// Runs the command with its output passed on as it comes; `false` if `limit` passed first.
 fn stream(
     sh: &Shell,
     command: &Command,
     stdout: Stdout,
     limit: Option<Duration>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let quiet = output::quiet();
     output::command(&command.to_string());
     let stdout_pipe = if quiet && stdout == Stdout::Progress {
@@ -200,23 +194,16 @@ fn stream(
         .stdout
         .take()
         .map(|pipe| thread::spawn(move || keep_tail(pipe, false)));
-    let status = match limit {
-        None => process.wait(),
-        Some(limit) => match wait_within(&mut process, limit) {
-            Some(status) => status,
-            None => {
-                interrupt::stop_group(process.id());
-                let _ = process.wait();
-                return Err(TimedOut.into());
-            }
-        },
-    };
+    let status = wait_at_most(&mut process, limit);
     drop(running);
+    let Some(status) = status else {
+        return Ok(false);
+    };
     let (stdout, stderr) = (joined(stdout), joined(stderr));
     interrupt::wait_if_interrupted();
     let status = status.with_context(|| cannot_run(command))?;
     if status.success() {
-        return Ok(());
+        return Ok(true);
     }
     if quiet {
         // What the command said, held back until now: it explains the error below.
