@@ -6,6 +6,7 @@
 //! how anything runs docker, `output` and `interrupt` how every command shows progress and
 //! stops on Ctrl-C.
 
+mod address;
 mod cli;
 mod completions;
 mod docker;
@@ -15,6 +16,7 @@ mod install;
 mod interrupt;
 mod output;
 mod plan;
+mod poll;
 mod stack;
 mod swarm;
 mod test;

@@ -1,26 +1,32 @@
 //! `cargo xtask test`: the one test command, the same on a laptop and in CI.
 
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
-use crate::{cli::TestArgs, output};
+use crate::{
+    cli::TestArgs,
+    docker::{Command, run},
+};
 
 pub fn run(sh: &Shell, args: &TestArgs) -> anyhow::Result<()> {
+    let cargo = |args: &[&str]| Command::new("cargo", args.iter().copied());
     let steps = [
-        cmd!(sh, "cargo fmt --all --check"),
-        cmd!(
-            sh,
-            "cargo clippy --workspace --all-targets --locked -- -D warnings"
-        ),
-        cmd!(sh, "cargo test --workspace --locked --no-fail-fast"),
+        cargo(&["fmt", "--all", "--check"]),
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+        cargo(&["test", "--workspace", "--locked", "--no-fail-fast"]),
     ];
     for step in steps {
-        if args.dry_run {
-            println!("{step}");
-        } else if output::quiet() {
-            // Cargo's own output is the result; only the echo goes.
-            step.quiet().run()?;
-        } else {
-            step.run()?;
+        match args.dry_run {
+            true => println!("{step}"),
+            // Cargo's own output is the result.
+            false => run::print(sh, &step)?,
         }
     }
     Ok(())

@@ -3,13 +3,8 @@
 use std::time::Duration;
 
 use clap::Args;
-use xshell::Shell;
 
 use super::parse_duration;
-use crate::{
-    docker::{self, Engine, Needs},
-    stack::{Model, Stack, secrets},
-};
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
@@ -249,50 +244,4 @@ pub struct WaitArgs {
     // The global `--quiet` under its id: clap gives `wait` this one instead, set by either.
     #[arg(long, short)]
     pub quiet: bool,
-}
-
-impl EnvArgs {
-    /// The environment's stack, on the engine chosen for it, and its merged model; checked
-    /// in the order that names the first thing missing: the files, docker and Compose, the
-    /// model (every variable set), then what `needs` asks of the engine.
-    pub fn stack(&self, sh: &Shell, needs: Needs) -> anyhow::Result<(Stack, Model)> {
-        let mut stack = Stack::load(&sh.current_dir(), &self.env, Engine::Local)?;
-        docker::preflight(
-            sh,
-            &stack.engine,
-            Needs {
-                engine: false,
-                ..needs
-            },
-        )?;
-        let model = stack.model(sh)?;
-        stack.engine = Engine::choose(sh, self.host.as_deref(), model.xtask.host.as_deref())?;
-        stack.swarm = match (self.swarm, model.xtask.orchestrator.as_deref()) {
-            (true, _) | (false, Some("swarm")) => true,
-            (false, None | Some("compose" | "")) => false,
-            (false, Some(other)) => {
-                anyhow::bail!(
-                    "x-xtask orchestrator `{other}` of {}: write compose or swarm",
-                    self.env
-                )
-            }
-        };
-        // A swarm is asked even for a dry run: its nodes and objects shape the plan.
-        if needs.engine || stack.swarm {
-            docker::preflight::engine_answers(sh, &stack.engine)?;
-        }
-        if stack.swarm {
-            crate::swarm::deploy::check_manager(sh, &stack.engine)?;
-        }
-        Ok((stack, model))
-    }
-}
-
-impl SecretsArgs {
-    /// The stack with the secrets its model declares, every one required.
-    pub fn resolve(&self, sh: &Shell, stack: Stack, model: &Model) -> anyhow::Result<Stack> {
-        let env = stack.name().to_owned();
-        let secrets = secrets::resolve(sh, &env, model, self.file.as_deref())?;
-        Ok(stack.with_secrets(secrets))
-    }
 }

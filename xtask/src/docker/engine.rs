@@ -10,6 +10,7 @@ use anyhow::bail;
 use xshell::Shell;
 
 use super::{Command, run};
+use crate::address::HostPort;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Engine {
@@ -64,24 +65,11 @@ impl SshHost {
         if user.is_some_and(|user| !login_name(user)) {
             bail!("`{text}` names no valid user: {usage}");
         }
-        let (host, port) = match host_port.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || host_port.starts_with('[') => {
-                let port = port
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|port| *port > 0)
-                    .ok_or_else(|| anyhow::anyhow!("`{text}`: `{port}` is not a port: {usage}"))?;
-                (host, Some(port))
-            }
-            _ => (host_port, None),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || host.starts_with('-') {
-            bail!("`{text}` names no host: {usage}");
-        }
+        let HostPort { host, port } = HostPort::parse(host_port)
+            .map_err(|why| anyhow::anyhow!("`{text}`: {why}: {usage}"))?;
         Ok(SshHost {
             user: user.map(str::to_owned),
-            host: host.to_owned(),
+            host,
             port,
         })
     }
@@ -92,13 +80,11 @@ impl SshHost {
             .as_deref()
             .map(|user| format!("{user}@"))
             .unwrap_or_default();
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
+        let address = HostPort {
+            host: self.host.clone(),
+            port: self.port,
         };
-        let port = self.port.map(|port| format!(":{port}")).unwrap_or_default();
-        format!("ssh://{user}{host}{port}")
+        format!("ssh://{user}{address}")
     }
 
     /// `user@host` as ssh takes it, and its options for the port.
@@ -169,20 +155,16 @@ impl Engine {
         let host_port = authority
             .rsplit_once('@')
             .map_or(authority, |(_, host)| host);
-        let address = match host_port.rsplit_once(':') {
-            Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
-            _ => host_port,
-        };
-        if matches!(address, "localhost" | "127.0.0.1" | "[::1]") && scheme == "tcp" {
+        let address = HostPort::parse(host_port)
+            .map(|address| address.host)
+            .unwrap_or_else(|_| host_port.to_owned());
+        if matches!(address.as_str(), "localhost" | "127.0.0.1" | "::1") && scheme == "tcp" {
             return Engine::Local;
         }
         Engine::Remote {
             flag: None,
             name: authority.to_owned(),
-            address: address
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
+            address,
         }
     }
 

@@ -5,6 +5,7 @@
 mod command;
 pub mod diagnosis;
 mod engine;
+pub mod images;
 pub mod preflight;
 pub mod quote;
 pub mod run;

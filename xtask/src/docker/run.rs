@@ -247,6 +247,19 @@ fn spawn(sh: &Shell, command: &Command, stdout: Stdio, stderr: Stdio) -> anyhow:
     Ok(child)
 }
 
+/// What explains a failure, on stderr with the rest of the progress (stdout keeps only
+/// results): `--- {title}:`, the command, all it printed, `---`. Whatever happens, never
+/// an error of its own: the failure it explains is the one that counts.
+pub fn show(sh: &Shell, title: &str, command: &Command) {
+    eprintln!("--- {title}:");
+    eprintln!("$ {command}");
+    if let Ok(Some(output)) = captured(sh, command, None) {
+        eprint!("{}", String::from_utf8_lossy(&output.stdout));
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    }
+    eprintln!("---");
+}
+
 /// For what runs while the command is being stopped (`interrupt`'s cleanup): neither
 /// echoed nor registered (a registration then would stop it at once), its output ignored.
 pub fn while_stopping(dir: &std::path::Path, command: &Command) -> bool {

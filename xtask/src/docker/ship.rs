@@ -13,57 +13,39 @@ use std::{
 use anyhow::Context;
 use xshell::Shell;
 
-use super::{Command, Engine, diagnosis, run};
-use crate::{hint::Hint, interrupt, output};
+use super::{Command, Engine, diagnosis, images, run};
+use crate::{hint::Hint, image::Reference, interrupt, output};
 
 /// How often the live progress line is redrawn.
 const REDRAW: Duration = Duration::from_millis(250);
 const CHUNK: usize = 256 * 1024;
-/// What makes two images the same on any two engines: their layers (by content) and what
-/// runs them. Not the image ID: the classic image store's is the config's digest, the
-/// containerd store's (Docker 29's default) the manifest's, so the same image has two.
-const FINGERPRINT: &str = "{{json .RootFS.Layers}} {{json .Config.Entrypoint}} {{json .Config.Cmd}} \
-    {{json .Config.Env}} {{json .Config.User}} {{json .Config.WorkingDir}} {{json .Config.Labels}}";
+/// What shipping did, for the step's line: `sent … to a (…); b has … already`.
+pub fn ship_to_each(sh: &Shell, image: &Reference, to: &[Engine]) -> anyhow::Result<String> {
+    let image = image.to_string();
+    let done: Vec<String> = to
+        .iter()
+        .map(|engine| ship(sh, &image, engine))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(done.join("; "))
+}
 
-/// What shipping did, for the step's line.
-pub fn ship(sh: &Shell, image: &str, to: &Engine) -> anyhow::Result<String> {
-    let here = fingerprint(sh, &Engine::Local, image)?.with_context(|| {
+fn ship(sh: &Shell, image: &str, to: &Engine) -> anyhow::Result<String> {
+    let here = images::fingerprint(sh, &Engine::Local, image)?.with_context(|| {
         format!("there is no image {image} here to send: build it (deploy without --no-build)")
     })?;
-    if fingerprint(sh, to, image)?.as_deref() == Some(here.as_str()) {
+    if images::fingerprint(sh, to, image)?.as_deref() == Some(here.as_str()) {
         return Ok(format!("{to} has {image} already (0 bytes sent)"));
     }
     let started = Instant::now();
     let bytes = stream(sh, image, to)?;
     anyhow::ensure!(
-        fingerprint(sh, to, image)?.as_deref() == Some(here.as_str()),
+        images::fingerprint(sh, to, image)?.as_deref() == Some(here.as_str()),
         "{to} loaded {image}, but it differs from this machine's: another tag by that name?"
     );
     Ok(format!(
         "sent {image} to {to} ({}, {})",
         megabytes(bytes),
         rate(bytes, started.elapsed())
-    ))
-}
-
-/// The image's fingerprint on `engine`, `None` when it has no such image.
-fn fingerprint(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<Option<String>> {
-    let inspect = engine.docker(["image", "inspect", "--format", FINGERPRINT, image]);
-    let output = run::probe(sh, &inspect)?;
-    if output.status.success() {
-        return Ok(Some(
-            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-        ));
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if stderr.contains("No such image") || stderr.contains("no such image") {
-        return Ok(None);
-    }
-    let (reason, fix) =
-        diagnosis::explain(&stderr, &inspect).unwrap_or_else(|| (output.status.to_string(), None));
-    Err(Hint::maybe(
-        format!("cannot inspect {image} on {engine}: {reason}"),
-        fix,
     ))
 }
 

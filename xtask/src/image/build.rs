@@ -71,7 +71,11 @@ pub fn plan(
     for tag in others {
         steps.push(Step::run(
             &format!("tagged {tag}"),
-            Command::docker(["tag", &image.reference(first), &image.reference(tag)]),
+            Command::docker([
+                "tag",
+                &image.reference(first).to_string(),
+                &image.reference(tag).to_string(),
+            ]),
             "tagging failed",
         ));
     }

@@ -9,10 +9,13 @@ pub mod reference;
 
 use anyhow::Context;
 use serde::Deserialize;
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
-use crate::stack::{Model, Stack};
-use reference::Revision;
+use crate::{
+    docker::{Command, run},
+    stack::{Model, Stack},
+};
+pub use reference::{Reference, Revision};
 
 /// What an image is built from: the app's version and the git revision.
 #[derive(Debug, Clone)]
@@ -44,22 +47,13 @@ impl Image {
             .clone()
             .with_context(|| format!("{web_service} in compose/compose.yaml has no image name"))?;
         Ok(Image {
-            repository: repository_of(&reference).to_owned(),
+            repository: Reference::parse(&reference)?.repository,
             web_service,
         })
     }
 
-    pub fn reference(&self, tag: &str) -> String {
-        format!("{}:{tag}", self.repository)
-    }
-}
-
-/// `host:5000/ns/app:tag` → `host:5000/ns/app`: the tag is after the last `/`'s last `:`.
-pub fn repository_of(reference: &str) -> &str {
-    let name_start = reference.rfind('/').map_or(0, |slash| slash + 1);
-    match reference[name_start..].rfind(':') {
-        Some(colon) => &reference[..name_start + colon],
-        None => reference,
+    pub fn reference(&self, tag: &str) -> Reference {
+        Reference::new(&self.repository, tag)
     }
 }
 
@@ -75,9 +69,10 @@ impl Source {
             version: String,
             repository: Option<String>,
         }
-        let metadata = cmd!(sh, "cargo metadata --no-deps --format-version 1")
-            .quiet()
-            .read()?;
+        let metadata = run::read(
+            sh,
+            &Command::new("cargo", ["metadata", "--no-deps", "--format-version", "1"]),
+        )?;
         let metadata: Metadata =
             serde_json::from_str(&metadata).context("cannot read `cargo metadata`")?;
         let app = metadata
@@ -87,10 +82,13 @@ impl Source {
             .context("the workspace has no `app` package")?;
 
         let git = |args: &[&str]| -> anyhow::Result<String> {
-            let output = cmd!(sh, "git {args...}").quiet().read();
-            output.context(
-                "cannot read the git revision: the image's tags come from git, build from a clone",
-            )
+            let output = run::read(sh, &Command::new("git", args.iter().copied()));
+            Ok(output
+                .context(
+                    "cannot read the git revision: the image's tags come from git, build from a clone",
+                )?
+                .trim()
+                .to_owned())
         };
         let full_sha = git(&["rev-parse", "HEAD"])?;
         Ok(Source {
@@ -103,24 +101,5 @@ impl Source {
             },
             full_sha,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_repository_is_the_reference_without_its_tag() {
-        assert_eq!(repository_of("travial/app:latest"), "travial/app");
-        assert_eq!(
-            repository_of("127.0.0.1:5000/ns/app:1.0"),
-            "127.0.0.1:5000/ns/app"
-        );
-        assert_eq!(
-            repository_of("127.0.0.1:5000/ns/app"),
-            "127.0.0.1:5000/ns/app"
-        );
-        assert_eq!(repository_of("app"), "app");
     }
 }

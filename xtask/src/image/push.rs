@@ -6,13 +6,14 @@
 use anyhow::{Context, bail};
 use xshell::Shell;
 
+pub use super::reference::registry_of;
 use super::{
     Image, Source, build,
     reference::{tag_set, validate_repository},
 };
 use crate::{
     cli::PushArgs,
-    docker::{self, Command, Engine, Needs, Secret, run},
+    docker::{self, Command, Engine, Needs, Secret, images, run},
     plan::{self, Step},
 };
 
@@ -42,7 +43,8 @@ pub fn run(sh: &Shell, args: &PushArgs) -> anyhow::Result<()> {
     }
     let tags = tag_set(&source.version, &source.revision, &[]);
     let login = login_from_env(registry_of(&target))?;
-    let built = !args.dry_run && image_exists(sh, &image.reference(&tags[0]))?;
+    let built =
+        !args.dry_run && images::has(sh, &Engine::Local, &image.reference(&tags[0]).to_string())?;
     if !built && !args.dry_run {
         // A missing image is built first: that needs what a build needs.
         docker::preflight(sh, &Engine::Local, Needs::acting(false, true))?;
@@ -100,7 +102,7 @@ pub fn publish(image: &Image, tags: &[String], target: &str, login: Option<Login
         if target != image.repository {
             steps.push(Step::run(
                 &format!("tagged {reference}"),
-                Command::docker(["tag", &image.reference(tag), &reference]),
+                Command::docker(["tag", &image.reference(tag).to_string(), &reference]),
                 "tagging failed",
             ));
         }
@@ -133,12 +135,6 @@ fn strip_registry(repo: &str) -> &str {
     }
 }
 
-/// The registry host a repository names, `None` for Docker Hub.
-pub fn registry_of(repo: &str) -> Option<&str> {
-    let (first, _) = repo.split_once('/')?;
-    (first.contains(['.', ':']) || first == "localhost").then_some(first)
-}
-
 /// Credentials from `DOCKER_USERNAME` with `DOCKER_PASSWORD` or `DOCKER_TOKEN`; without
 /// them docker uses what it already has.
 pub fn login_from_env(registry: Option<&str>) -> anyhow::Result<Option<Login>> {
@@ -163,11 +159,6 @@ pub fn login_from_env(registry: Option<&str>) -> anyhow::Result<Option<Login>> {
         }
         (None, Some(variable)) => bail!("{variable} is set but DOCKER_USERNAME is not: set it"),
     }
-}
-
-fn image_exists(sh: &Shell, reference: &str) -> anyhow::Result<bool> {
-    let inspect = Command::docker(["image", "inspect", "--format", "{{.Id}}", reference]);
-    Ok(run::probe(sh, &inspect)?.status.success())
 }
 
 /// The manifest digest the registry returned, as docker recorded it after the push.

@@ -3,8 +3,56 @@
 
 use anyhow::{bail, ensure};
 
+use crate::address::HostPort;
+
 const MAX_NAME_LEN: usize = 255;
 const MAX_TAG_LEN: usize = 128;
+
+/// `REPOSITORY:TAG`: an image as the xtask names it, always with its tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// `travial/app`, `127.0.0.1:5000/travial/app`.
+    pub repository: String,
+    pub tag: String,
+}
+
+impl Reference {
+    pub fn new(repository: impl Into<String>, tag: impl Into<String>) -> Reference {
+        Reference {
+            repository: repository.into(),
+            tag: tag.into(),
+        }
+    }
+
+    /// `host:5000/ns/app:tag`: the tag is after the last `/`'s last `:`.
+    pub fn parse(text: &str) -> anyhow::Result<Reference> {
+        let name_start = text.rfind('/').map_or(0, |slash| slash + 1);
+        match text[name_start..].rfind(':') {
+            Some(colon) => Ok(Reference::new(
+                &text[..name_start + colon],
+                &text[name_start + colon + 1..],
+            )),
+            None => bail!("the image `{text}` has no tag"),
+        }
+    }
+
+    /// The registry its repository names, `None` for Docker Hub.
+    pub fn registry(&self) -> Option<&str> {
+        registry_of(&self.repository)
+    }
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.repository, self.tag)
+    }
+}
+
+/// The registry host a repository names, `None` for Docker Hub.
+pub fn registry_of(repository: &str) -> Option<&str> {
+    let (first, _) = repository.split_once('/')?;
+    (first.contains(['.', ':']) || first == "localhost").then_some(first)
+}
 
 /// `[domain[:port]/]path-component[/path-component]…`, lower case, as Docker accepts it.
 pub fn validate_repository(name: &str) -> anyhow::Result<()> {
@@ -54,27 +102,12 @@ fn looks_like_domain(component: &str) -> bool {
 }
 
 fn validate_domain(domain: &str) -> Result<(), String> {
-    let (host, port) = match domain.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || domain.starts_with('[') => (host, Some(port)),
-        _ => (domain, None),
-    };
-    if let Some(port) = port {
-        if port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!("the registry port `{port}` is not a number"));
-        }
+    let address = HostPort::parse(domain).map_err(|why| format!("the registry {why}"))?;
+    // Docker's domain components have no `_`.
+    if address.host.contains('_') {
+        return Err(format!("`{}` is not a registry host name", address.host));
     }
-    let labels_ok = host.split('.').all(|label| {
-        !label.is_empty()
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    });
-    let ipv6 = host.starts_with('[') && host.ends_with(']') && host.len() > 2;
-    if labels_ok || ipv6 {
-        Ok(())
-    } else {
-        Err(format!("`{host}` is not a registry host name"))
-    }
+    Ok(())
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
@@ -211,6 +244,23 @@ mod tests {
         ] {
             assert!(validate_repository(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_reference_is_its_repository_and_its_tag() {
+        let reference = Reference::parse("127.0.0.1:5000/ns/app:1.0").unwrap();
+        assert_eq!(
+            (reference.repository.as_str(), reference.tag.as_str()),
+            ("127.0.0.1:5000/ns/app", "1.0")
+        );
+        assert_eq!(reference.registry(), Some("127.0.0.1:5000"));
+        assert_eq!(reference.to_string(), "127.0.0.1:5000/ns/app:1.0");
+        assert_eq!(
+            Reference::parse("travial/app:latest").unwrap().registry(),
+            None
+        );
+        assert!(Reference::parse("127.0.0.1:5000/ns/app").is_err());
+        assert!(Reference::parse("app").is_err());
     }
 
     #[test]

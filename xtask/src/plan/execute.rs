@@ -14,7 +14,9 @@ use xshell::Shell;
 use super::{Action, Content, Step, files};
 use crate::{
     docker::{Command, diagnosis, preflight, run, ship},
-    interrupt, output, wait,
+    interrupt, output,
+    poll::{Answer, Poll},
+    wait,
 };
 
 /// How often `AwaitEngine` asks the engine again.
@@ -74,7 +76,7 @@ fn run_step(sh: &Shell, step: &Step) -> anyhow::Result<()> {
             mode,
             content,
         } => write(path, *mode, content),
-        Action::Ship { image, to } => ship::ship(sh, image, to),
+        Action::Ship { image, to } => ship::ship_to_each(sh, image, to),
         Action::Task(task) => task.run(sh),
         Action::Remove { path, reason } => std::fs::remove_file(path)
             .with_context(|| format!("remove {path}"))
@@ -87,7 +89,7 @@ fn run_step(sh: &Shell, step: &Step) -> anyhow::Result<()> {
         }
         Err(err) => {
             for command in &step.diagnose {
-                print_diagnosis(sh, command);
+                run::show(sh, "what went wrong, as the logs tell it", command);
             }
             if step.on_failure.is_empty() {
                 Err(err)
@@ -114,30 +116,26 @@ fn write(path: &str, mode: u32, content: &Content) -> anyhow::Result<String> {
 /// `probe` until it succeeds (the engine answers) or `timeout` passes; each attempt
 /// bounded, for a daemon that takes connections and never answers.
 fn await_engine(sh: &Shell, probe: &Command, timeout: Duration) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut said = false;
-    loop {
+    let poll = Poll::new(
+        format!(
+            "the Docker daemon to answer (up to {})",
+            output::seconds(timeout)
+        ),
+        "the Docker daemon did not answer",
+    )
+    .timeout(timeout)
+    .every(ENGINE_POLL);
+    let mut last = String::new();
+    poll.until(|| {
         let answer = run::probe_within(sh, probe, preflight::DAEMON_ANSWER_TIMEOUT)?;
-        let stderr = match answer {
-            Some(output) if output.status.success() => return Ok(()),
+        last = match answer {
+            Some(output) if output.status.success() => return Ok(Answer::Ready(())),
             Some(output) => String::from_utf8_lossy(&output.stderr).into_owned(),
             None => "no answer".to_owned(),
         };
-        if started.elapsed() > timeout {
-            return Err(diagnosis::daemon_problem(&stderr).context(format!(
-                "the Docker daemon does not answer after {}",
-                output::seconds(timeout)
-            )));
-        }
-        if !said {
-            output::progress(&format!(
-                "waiting for the Docker daemon to answer (up to {})",
-                output::seconds(timeout)
-            ));
-            said = true;
-        }
-        std::thread::sleep(ENGINE_POLL);
-    }
+        Ok(Answer::NotYet(run::last_line(&last).unwrap_or_default()))
+    })
+    .map_err(|timeout| diagnosis::daemon_problem(&last).context(timeout))
 }
 
 /// What is true if the command stops during step `current` (or after the last), from each
@@ -179,17 +177,6 @@ pub fn interrupted_state(steps: &[(&str, Option<&str>)], current: usize) -> Stri
         ),
         None => format!("after the last step: {}", facts.join(", ")),
     }
-}
-
-/// On stderr with the rest of the progress, so that stdout keeps only results.
-fn print_diagnosis(sh: &Shell, command: &Command) {
-    eprintln!("--- what went wrong, as the logs tell it:");
-    eprintln!("$ {command}");
-    if let Ok(output) = run::probe(sh, command) {
-        eprint!("{}", String::from_utf8_lossy(&output.stdout));
-        eprint!("{}", String::from_utf8_lossy(&output.stderr));
-    }
-    eprintln!("---");
 }
 
 #[cfg(test)]

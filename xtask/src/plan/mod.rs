@@ -9,7 +9,10 @@ use std::{fmt, sync::Arc, time::Duration};
 
 pub use execute::{confirm, execute};
 
-use crate::docker::{Command, Engine, quote::shell_words};
+use crate::{
+    docker::{Command, Engine, quote::shell_words},
+    image::Reference,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -50,10 +53,10 @@ pub enum Action {
         path: String,
         reason: String,
     },
-    /// An image sent from this machine's engine to `to`, unless it has it already.
+    /// An image sent from this machine's engine to each engine of `to` that lacks it.
     Ship {
-        image: String,
-        to: Engine,
+        image: Reference,
+        to: Vec<Engine>,
     },
     /// Work whose commands depend on what it finds when it runs (the containers of a
     /// service): printed as those commands, with what is found named in `<…>`.
@@ -101,6 +104,19 @@ impl Step {
 
     pub fn await_ready(done: &str, target: String, timeout: Duration, on_failure: &str) -> Step {
         Step::new(done, Action::Await { target, timeout }, on_failure)
+    }
+
+    /// `image` brought to each of `engines` that lacks it, from this machine's engine.
+    pub fn ship(image: &Reference, engines: Vec<Engine>) -> Step {
+        let names: Vec<String> = engines.iter().map(ToString::to_string).collect();
+        Step::new(
+            &format!("{image} on {}", names.join(", ")),
+            Action::Ship {
+                image: image.clone(),
+                to: engines,
+            },
+            &format!("the image did not reach {}", names.join(", ")),
+        )
     }
 
     pub fn diagnosed_by(mut self, command: Command) -> Step {
@@ -157,12 +173,19 @@ impl fmt::Display for Step {
             }
             Action::Remove { path, reason } => write!(f, "remove {path} ({reason})"),
             Action::Task(task) => write!(f, "{task}"),
-            Action::Ship { image, to } => write!(
-                f,
-                "{} | {}    # unless {to} has that image already",
-                Engine::Local.docker(["save", image]),
-                to.docker(["load", "--quiet"])
-            ),
+            Action::Ship { image, to } => {
+                let lines: Vec<String> = to
+                    .iter()
+                    .map(|engine| {
+                        format!(
+                            "{} | {}    # unless {engine} has that image already",
+                            Engine::Local.docker(["save", &image.to_string()]),
+                            engine.docker(["load", "--quiet"])
+                        )
+                    })
+                    .collect();
+                f.write_str(&lines.join("\n"))
+            }
         }
     }
 }

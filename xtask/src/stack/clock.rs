@@ -3,6 +3,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use xshell::Shell;
+
+use crate::docker::{Command, run};
+
 /// Now, as `2026-11-25T10:04:05Z`.
 pub fn now() -> String {
     let seconds = SystemTime::now()
@@ -39,14 +43,13 @@ pub fn rfc3339(seconds: u64) -> String {
 }
 
 /// `ann@laptop`: who runs the command, on which machine.
-pub fn who() -> String {
+pub fn who(sh: &Shell) -> String {
     let user = ["USER", "LOGNAME"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|user| !user.is_empty()))
         .or_else(|| {
-            let id = std::process::Command::new("id").arg("-un").output().ok()?;
-            Some(String::from_utf8_lossy(&id.stdout).trim().to_owned())
-                .filter(|user| !user.is_empty())
+            let id = run::read(sh, &Command::new("id", ["-un"])).ok()?;
+            Some(id.trim().to_owned()).filter(|user| !user.is_empty())
         })
         .unwrap_or_else(|| "someone".to_owned());
     let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")

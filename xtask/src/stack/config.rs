@@ -15,8 +15,8 @@ pub fn run(sh: &Shell, args: &EnvArgs) -> anyhow::Result<()> {
     if let Some(host) = &args.host {
         SshHost::parse(host)?;
     }
-    let stack = Stack::load(&sh.current_dir(), &args.env, Engine::Local)?;
-    docker::preflight(sh, &stack.engine, Needs::CLIENT)?;
+    let stack = Stack::load(&sh.current_dir(), &args.env)?;
+    docker::preflight(sh, &Engine::Local, Needs::CLIENT)?;
     run::print_filtered(sh, &stack.compose(&["config"]), |merged| {
         let model = Model::parse(merged)?;
         let known = secrets::known(sh, &args.env, &model, None);

@@ -6,23 +6,22 @@
 //! wait`'s probes); on another machine's, through the engine itself (`up --wait`, the
 //! services' healthchecks): nothing assumes a remote stack's ports are reachable here.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use xshell::Shell;
 
-use std::sync::Arc;
-
-use serde_json::Value;
-
 use super::{
-    Model, Stack, after_interruption,
-    release::{Release, Wanted},
+    Model, Stack, Target, after_interruption, open,
+    release::{Build, Release, Wanted},
     state::{self, Lock},
     switch::Switch,
 };
 use crate::{
     cli::DeployArgs,
-    docker::Needs,
+    docker::{Needs, run},
     interrupt, output,
     plan::{self, Action, Step},
     swarm,
@@ -33,21 +32,28 @@ const CENTURY_IN_SECONDS: u64 = 100 * 365 * 24 * 3600;
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub build: bool,
+    pub build: Build,
     pub timeout: Duration,
 }
 
 impl DeployArgs {
     pub fn options(&self) -> Options {
         Options {
-            build: !self.no_build,
+            build: self.build(),
             timeout: self.timeout,
+        }
+    }
+
+    fn build(&self) -> Build {
+        match self.no_build {
+            true => Build::Skip,
+            false => Build::Image,
         }
     }
 
     fn wanted(&self) -> Wanted<'_> {
         Wanted {
-            build: !self.no_build,
+            build: self.build(),
             registry: self.registry.as_deref(),
             allow_dirty: self.allow_dirty,
         }
@@ -56,30 +62,24 @@ impl DeployArgs {
 
 pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
     let options = args.options();
-    let (stack, model) = args
-        .env
-        .stack(sh, Needs::acting(args.dry_run, options.build))?;
-    let stack = args.secrets.resolve(sh, stack, &model)?;
+    let needs = Needs::acting(args.dry_run, options.build == Build::Image);
+    let (stack, model) = open(sh, &args.env, needs)?;
+    let stack = stack.with_resolved_secrets(sh, &model, args.secrets.file.as_deref())?;
     let release = Release::choose(sh, &stack, &model, &args.wanted())?;
     let stack = release.applied_to(stack);
-    let swarm = match stack.swarm {
-        true => Some(swarm::deploy::full_model(sh, &stack)?),
-        false => None,
-    };
-    let swarm_deploy = |full: Value| swarm::deploy::Deploy {
-        stack: &stack,
-        model: &model,
-        full,
-        release: &release,
-        timeout: options.timeout,
+    // On a swarm, what the swarm has is read under the lock: another deploy may change it.
+    let steps = |dry_run: swarm::DryRun| -> anyhow::Result<Vec<Step>> {
+        match &stack.target {
+            Target::Compose { .. } => plan(&stack, &model, &options, &release),
+            Target::Swarm { manager } => {
+                let facts = swarm::Facts::read(sh, manager, dry_run)?;
+                swarm::Plan::new(&stack, manager, &model, &facts, options.timeout)
+                    .deploy(&release, options.build)
+            }
+        }
     };
     if args.dry_run {
-        match &swarm {
-            Some(full) => {
-                plan::print(&swarm_deploy(full.clone()).steps(sh, options.build, true, true)?)
-            }
-            None => plan::print(&plan(&stack, &model, &options, &release)?),
-        }
+        plan::print(&steps(swarm::DryRun::Yes)?);
         println!("{}", LOCKED);
         return Ok(());
     }
@@ -87,11 +87,8 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
     let env = &args.env.env;
     interrupt::set_hint(after_interruption("deploy", env));
     let lock = Lock::take(sh, &stack, "deploy", args.break_lock)?;
-    let steps = match swarm {
-        Some(full) => swarm_deploy(full).steps(sh, options.build, true, false)?,
-        None => plan(&stack, &model, &options, &release)?,
-    };
-    let record = state::begin(sh, &stack, &lock, "deploy", &release.reference())?;
+    let steps = steps(swarm::DryRun::No)?;
+    let record = state::begin(sh, &stack, &lock, "deploy", &release.runs.to_string())?;
     let outcome = plan::execute(sh, &steps);
     let result = serving_or_reason(sh, &stack, &model, &outcome);
     state::finish(sh, &stack, &lock, &record, result);
@@ -99,14 +96,14 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
     prune_images(sh, &stack, &lock);
     drop(lock);
     let elapsed = output::seconds(started.elapsed());
-    // The proxy runs on every node, each publishing the port.
-    let everywhere = match stack.swarm {
-        true => ", and on every node of the swarm",
-        false => "",
+    let everywhere = match stack.target {
+        Target::Compose { .. } => "",
+        // The proxy runs on every node, each publishing the port.
+        Target::Swarm { .. } => ", and on every node of the swarm",
     };
     println!(
         "{env} is up{}: {}{everywhere} ({elapsed})",
-        stack.engine.on(),
+        stack.target.on(),
         where_to_find(&stack, &model)?
     );
     Ok(())
@@ -116,15 +113,15 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
 pub const LOCKED: &str =
     "# all under the deploy lock, recorded in the history (cargo xtask history ENV)";
 
-/// The image brought to the engine, database up and ready, migrations, then web replaced
-/// behind the proxy.
+/// On one engine: the image brought to it, database up and ready, migrations, then web
+/// replaced behind the proxy.
 pub fn plan(
     stack: &Stack,
     model: &Model,
     options: &Options,
     release: &Release,
 ) -> anyhow::Result<Vec<Step>> {
-    let mut steps = release.steps(&stack.engine, options.build)?;
+    let mut steps = release.steps(stack.engine(), options.build)?;
     steps.extend(database_steps(stack, model, options.timeout)?);
     steps.push(migrate_step(stack, model));
     steps.extend(web_steps(stack, model, options.timeout)?);
@@ -139,14 +136,14 @@ pub fn serving_or_reason(
     model: &Model,
     outcome: &anyhow::Result<()>,
 ) -> Result<String, String> {
-    match outcome {
-        Err(err) => Err(output::error_line(err)),
-        Ok(()) if stack.swarm => Ok(format!("{}_{}", stack.project, model.xtask.web_service)),
-        Ok(()) => {
-            let running = crate::docker::run::read(
-                sh,
-                &stack.compose(&["ps", "--format", "{{.Name}}", &model.xtask.web_service]),
-            );
+    if let Err(err) = outcome {
+        return Err(output::error_line(err));
+    }
+    let web = &model.xtask.web_service;
+    match &stack.target {
+        Target::Swarm { .. } => Ok(swarm::service_name(stack, web)),
+        Target::Compose { .. } => {
+            let running = run::read(sh, &stack.compose(&["ps", "--format", "{{.Name}}", web]));
             Ok(running
                 .map(|names| names.trim().to_owned())
                 .unwrap_or_default())
@@ -159,7 +156,8 @@ pub fn serving_or_reason(
 /// this machine's engine, whose images are the developer's. An image a container still
 /// uses is kept by the engine itself.
 fn prune_images(sh: &Shell, stack: &Stack, _lock: &Lock) {
-    if stack.engine.is_local() {
+    let engine = stack.engine();
+    if engine.is_local() {
         return;
     }
     let Ok(records) = state::history(sh, stack) else {
@@ -174,7 +172,7 @@ fn prune_images(sh: &Shell, stack: &Stack, _lock: &Lock) {
         }
         removed.push(image);
         // In use, or already gone: either way, nothing to do.
-        let _ = crate::docker::run::probe(sh, &stack.engine.docker(["image", "rm", image]));
+        let _ = run::probe(sh, &engine.docker(["image", "rm", image]));
     }
 }
 
@@ -207,7 +205,7 @@ pub fn migrate_step(stack: &Stack, model: &Model) -> Step {
     let settings = &model.xtask;
     let args = ["run", "--rm", "--no-deps", &settings.migrate_service];
     Step::run(
-        &format!("migrations applied{}", stack.engine.on()),
+        &format!("migrations applied{}", stack.target.on()),
         stack.compose_with_secrets(&args),
         &format!(
             "the migrations failed, so {} was not started ({} is running, its data untouched)",
@@ -223,7 +221,7 @@ fn web_steps(stack: &Stack, model: &Model, timeout: Duration) -> anyhow::Result<
     let switch = Switch::new(stack, model, timeout);
     let mut steps = vec![
         Step::new(
-            &format!("{} switched{}", settings.web_service, stack.engine.on()),
+            &format!("{} switched{}", settings.web_service, stack.target.on()),
             Action::Task(Arc::new(switch)),
             &format!("the new {} was not put in service", settings.web_service),
         )
@@ -263,10 +261,11 @@ fn web_steps(stack: &Stack, model: &Model, timeout: Duration) -> anyhow::Result<
 
 /// Where our own probe reaches a service: its published port, on this machine's engine only.
 fn probe_address(stack: &Stack, model: &Model, service: &str) -> anyhow::Result<Option<String>> {
-    if !stack.engine.is_local() {
+    let engine = stack.engine();
+    if !engine.is_local() {
         return Ok(None);
     }
-    model.published_address(service, &stack.engine)
+    model.published_address(service, engine)
 }
 
 /// `up` for one service, then the wait until it is `ready_word`: our own probe through its
@@ -285,7 +284,7 @@ fn start_then_await(
     let not_ready =
         format!("{service} did not {what_failed} within {seconds}s: its last logs are above");
     let logs = stack.compose(&["logs", "--tail", "30", service]);
-    let on = stack.engine.on();
+    let on = stack.target.on();
     let ready = format!("{service} {ready_word}{on}");
     let mut up = vec!["up", "--detach"];
     up.extend_from_slice(up_flags);
@@ -325,20 +324,19 @@ fn where_to_find(stack: &Stack, model: &Model) -> anyhow::Result<String> {
     let Some((host_ip, port)) = model.published(web)? else {
         return Ok(format!("{web} publishes no port"));
     };
-    Ok(
-        match (stack.engine.reach(host_ip, port), stack.engine.ssh()) {
-            (Some(address), _) => format!("http://{address}/"),
-            (None, Some(host)) => format!(
-                "{web} listens on {host}'s own {}:{port}: `ssh -L {port}:{}:{port} {host}`, then http://127.0.0.1:{port}/",
-                host_ip.unwrap_or_default(),
-                host_ip.unwrap_or_default()
-            ),
-            (None, None) => format!(
-                "{web} listens on the engine's own {}:{port} only",
-                host_ip.unwrap_or_default()
-            ),
-        },
-    )
+    let engine = stack.engine();
+    Ok(match (engine.reach(host_ip, port), engine.ssh()) {
+        (Some(address), _) => format!("http://{address}/"),
+        (None, Some(host)) => format!(
+            "{web} listens on {host}'s own {}:{port}: `ssh -L {port}:{}:{port} {host}`, then http://127.0.0.1:{port}/",
+            host_ip.unwrap_or_default(),
+            host_ip.unwrap_or_default()
+        ),
+        (None, None) => format!(
+            "{web} listens on the engine's own {}:{port} only",
+            host_ip.unwrap_or_default()
+        ),
+    })
 }
 
 #[cfg(test)]

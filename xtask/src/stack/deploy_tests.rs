@@ -5,7 +5,8 @@ use std::time::Duration;
 use super::*;
 use crate::{
     docker::Engine,
-    image::{Image, Source, reference::Revision},
+    image::{Image, Reference, Source, reference::Revision},
+    swarm::Volumes,
 };
 
 fn merged(services: &str) -> Model {
@@ -43,12 +44,14 @@ fn release(registry: Option<&str>) -> Release {
         web_service: "web".into(),
     };
     Release {
-        repository: match registry {
-            Some(registry) => format!("{registry}/travial/app"),
-            None => "travial/app".into(),
-        },
+        runs: Reference::new(
+            match registry {
+                Some(registry) => format!("{registry}/travial/app"),
+                None => "travial/app".into(),
+            },
+            "0a1b2c3",
+        ),
         image,
-        tag: "0a1b2c3".into(),
         registry: registry.map(str::to_owned),
         published: false,
         source: Some(Source {
@@ -66,7 +69,9 @@ fn release(registry: Option<&str>) -> Release {
 
 fn stack(env: &str, engine: Engine) -> Stack {
     let secret = crate::docker::Secret::new("APP_DB_PASSWORD", "s3cret");
-    release(None).applied_to(Stack::new(env, "travial", engine).with_secrets(vec![secret]))
+    release(None).applied_to(
+        Stack::new(env, "travial", Target::Compose { engine }).with_secrets(vec![secret]),
+    )
 }
 
 fn remote() -> Engine {
@@ -83,7 +88,7 @@ fn lines(steps: &[Step]) -> Vec<String> {
 }
 
 const OPTIONS: Options = Options {
-    build: true,
+    build: Build::Image,
     timeout: Duration::from_secs(60),
 };
 
@@ -136,7 +141,7 @@ fn dev_builds_the_revision_switches_web_and_probes_through_the_published_ports()
 #[test]
 fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
     let options = Options {
-        build: false,
+        build: Build::Skip,
         timeout: Duration::from_secs(90),
     };
     let steps = plan(
@@ -188,7 +193,11 @@ fn a_remote_engine_gets_the_image_over_ssh_and_is_waited_for_through_itself() {
 fn with_a_registry_the_image_is_pushed_here_and_pulled_there() {
     let release = release(Some("127.0.0.1:5000"));
     let steps = plan(
-        &release.applied_to(Stack::new("prod", "travial", remote())),
+        &release.applied_to(Stack::new(
+            "prod",
+            "travial",
+            Target::Compose { engine: remote() },
+        )),
         &prod(),
         &OPTIONS,
         &release,
@@ -217,7 +226,7 @@ fn an_image_already_in_the_registry_is_pulled_never_pushed_again() {
         ..release(Some("127.0.0.1:5000"))
     };
     assert_eq!(
-        lines(&release.steps(&remote(), false).unwrap()),
+        lines(&release.steps(&remote(), Build::Skip).unwrap()),
         ["docker --host ssh://root@10.201.1.2 pull --quiet 127.0.0.1:5000/travial/app:0a1b2c3"]
     );
 }
@@ -225,9 +234,9 @@ fn an_image_already_in_the_registry_is_pulled_never_pushed_again() {
 #[test]
 fn down_keeps_the_data_unless_asked() {
     let stack = stack("dev", Engine::Local);
-    let keep = super::super::down::step(&stack, false).to_string();
+    let keep = super::super::down::step(&stack, Volumes::Keep).to_string();
     assert!(keep.ends_with("down --remove-orphans"), "{keep}");
-    let remove = super::super::down::step(&stack, true).to_string();
+    let remove = super::super::down::step(&stack, Volumes::Remove).to_string();
     assert!(
         remove.ends_with("down --remove-orphans --volumes"),
         "{remove}"

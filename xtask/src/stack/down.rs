@@ -4,22 +4,30 @@
 use xshell::Shell;
 
 use super::{
-    Stack,
+    Stack, Target, open,
     state::{self, Lock},
 };
 use crate::{
     cli::DownArgs,
     docker::{Needs, run},
     plan::{self, Step},
+    swarm::{self, Volumes},
 };
 
 pub fn run(sh: &Shell, args: &DownArgs) -> anyhow::Result<()> {
-    let (stack, model) = args.env.stack(sh, Needs::acting(args.dry_run, false))?;
-    let mut steps = match stack.swarm {
-        true => crate::swarm::commands::down_steps(sh, &stack, &model, args.volumes)?,
-        false => vec![step(&stack, args.volumes)],
+    let (stack, model) = open(sh, &args.env, Needs::acting(args.dry_run, false))?;
+    let volumes = match args.volumes {
+        true => Volumes::Remove,
+        false => Volumes::Keep,
     };
-    if args.volumes {
+    let mut steps = match &stack.target {
+        Target::Compose { .. } => vec![step(&stack, volumes)],
+        Target::Swarm { manager } => {
+            let facts = swarm::Facts::read(sh, manager, swarm::DryRun::Yes)?;
+            swarm::down(&stack, manager, &model, &facts, volumes)?
+        }
+    };
+    if volumes == Volumes::Remove {
         steps.extend(history_step(sh, &stack)?);
     }
     if args.dry_run {
@@ -35,29 +43,30 @@ pub fn run(sh: &Shell, args: &DownArgs) -> anyhow::Result<()> {
 /// The history's container removed, if there is one.
 fn history_step(sh: &Shell, stack: &Stack) -> anyhow::Result<Option<Step>> {
     let container = state::state_container(stack);
-    let inspect = stack
-        .engine
-        .docker(["container", "inspect", "--format", "{{.Id}}", &container]);
+    let inspect =
+        stack
+            .engine()
+            .docker(["container", "inspect", "--format", "{{.Id}}", &container]);
     if !run::probe(sh, &inspect)?.status.success() {
         return Ok(None);
     }
     Ok(Some(Step::run(
         "history removed",
-        stack.engine.docker(["rm", "--volumes", &container]),
+        stack.engine().docker(["rm", "--volumes", &container]),
         "the history was not removed",
     )))
 }
 
-pub fn step(stack: &Stack, volumes: bool) -> Step {
+/// `docker compose down`, with the volumes or not.
+pub fn step(stack: &Stack, volumes: Volumes) -> Step {
     let mut args = vec!["down", "--remove-orphans"];
-    if volumes {
+    if volumes == Volumes::Remove {
         args.push("--volumes");
     }
     Step::run(
-        if volumes {
-            "stopped, data removed"
-        } else {
-            "stopped, data kept"
+        match volumes {
+            Volumes::Remove => "stopped, data removed",
+            Volumes::Keep => "stopped, data kept",
         },
         stack.compose(&args),
         "the stack did not stop cleanly",

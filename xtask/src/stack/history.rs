@@ -7,7 +7,7 @@ use super::state;
 use crate::{cli::HistoryArgs, docker::Needs};
 
 pub fn run(sh: &Shell, args: &HistoryArgs) -> anyhow::Result<()> {
-    let (stack, _) = args.env.stack(sh, Needs::ENGINE)?;
+    let (stack, _) = super::open(sh, &args.env, Needs::ENGINE)?;
     let mut records = state::history(sh, &stack)?;
     records.reverse();
     if args.json {
@@ -15,7 +15,7 @@ pub fn run(sh: &Shell, args: &HistoryArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if records.is_empty() {
-        println!("{} was never deployed{}", args.env.env, stack.engine.on());
+        println!("{} was never deployed{}", args.env.env, stack.target.on());
         return Ok(());
     }
     let rows: Vec<[String; 5]> = records

@@ -2,24 +2,28 @@
 
 use xshell::Shell;
 
+use super::{Target, open};
 use crate::{
     cli::LogsArgs,
     docker::{Needs, run},
+    swarm::commands::{self, Follow},
 };
 
 pub fn run(sh: &Shell, args: &LogsArgs) -> anyhow::Result<()> {
-    let (stack, model) = args.env.stack(sh, Needs::ENGINE)?;
-    if stack.swarm {
-        return crate::swarm::commands::logs(
-            sh,
-            &stack,
-            &model,
-            args.service.as_deref(),
-            args.follow,
-        );
+    let (stack, model) = open(sh, &args.env, Needs::ENGINE)?;
+    let follow = match args.follow {
+        true => Follow::Yes,
+        false => Follow::No,
+    };
+    match &stack.target {
+        Target::Compose { .. } => {
+            let mut line = vec!["logs"];
+            line.extend((follow == Follow::Yes).then_some("--follow"));
+            line.extend(args.service.as_deref());
+            run::print(sh, &stack.compose(&line))
+        }
+        Target::Swarm { manager } => {
+            commands::logs(sh, &stack, manager, &model, args.service.as_deref(), follow)
+        }
     }
-    let mut line = vec!["logs"];
-    line.extend(args.follow.then_some("--follow"));
-    line.extend(args.service.as_deref());
-    run::print(sh, &stack.compose(&line))
 }

@@ -1,6 +1,7 @@
-//! One environment's Compose stack and the commands that act on it. `Stack` builds every
-//! compose command line (the base file, then the environment's override, one project per
-//! environment, on the engine chosen for it) and computes the merged model once.
+//! One environment's stack and the commands that act on it. `Stack` knows where it runs
+//! (`Target`: a Compose project on one engine, or a swarm stack through a manager), builds
+//! every compose command line (the base file, then the environment's override, one project
+//! per environment) and computes the merged model once.
 
 mod clock;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod secrets;
 pub mod state;
 pub mod status;
 mod switch;
+mod target;
 
 use std::path::{Path, PathBuf};
 
@@ -24,11 +26,13 @@ use anyhow::Context;
 use xshell::Shell;
 
 pub use environments::{COMPOSE_DIR, environments, services};
-pub use model::{Model, Settings};
+pub use model::{Model, Service, Settings};
+pub use target::{Target, open};
 
 use crate::{
     docker::{Command, Engine, Secret, diagnosis, run},
     hint::Hint,
+    image::Reference,
 };
 
 const BASE_FILE: &str = "compose.yaml";
@@ -46,36 +50,37 @@ pub struct Stack {
     pub project: String,
     /// Relative to the project root, base first.
     pub files: Vec<PathBuf>,
-    pub engine: Engine,
+    pub target: Target,
     /// What the commands that create containers give Compose for its `secrets:`.
     pub secrets: Vec<Secret>,
     /// Variables every compose command is given, printed with it: the image to run.
     pub vars: Vec<(String, String)>,
-    /// Deployed as a swarm stack through the engine, a manager, rather than by Compose.
-    pub swarm: bool,
 }
 
 impl Stack {
     /// The environment `env` (the command line has checked that it exists), each of its
-    /// files checked to parse before anything runs.
-    pub fn load(root: &Path, env: &str, engine: Engine) -> anyhow::Result<Stack> {
-        let stack = Stack::new(env, &project_prefix(), engine);
+    /// files checked to parse before anything runs; on this machine's engine until `open`
+    /// chooses its target.
+    pub fn load(root: &Path, env: &str) -> anyhow::Result<Stack> {
+        let here = Target::Compose {
+            engine: Engine::Local,
+        };
+        let stack = Stack::new(env, &project_prefix(), here);
         for file in &stack.files {
             environments::check_yaml(root, file)?;
         }
         Ok(stack)
     }
 
-    pub fn new(env: &str, prefix: &str, engine: Engine) -> Stack {
+    pub fn new(env: &str, prefix: &str, target: Target) -> Stack {
         let dir = Path::new(COMPOSE_DIR);
         Stack {
             env: Some(env.to_owned()),
             project: format!("{prefix}-{env}"),
             files: vec![dir.join(BASE_FILE), dir.join(format!("compose.{env}.yaml"))],
-            engine,
+            target,
             secrets: Vec::new(),
             vars: Vec::new(),
-            swarm: false,
         }
     }
 
@@ -85,15 +90,25 @@ impl Stack {
             env: None,
             project: project_prefix(),
             files: vec![Path::new(COMPOSE_DIR).join(BASE_FILE)],
-            engine: Engine::Local,
+            target: Target::Compose {
+                engine: Engine::Local,
+            },
             secrets: Vec::new(),
             vars: Vec::new(),
-            swarm: false,
         }
     }
 
-    /// `docker compose -p PROJECT -f BASE -f OVERRIDE ARGS…`.
+    /// The engine the stack's commands go to first (see `Target::engine`).
+    pub fn engine(&self) -> &Engine {
+        self.target.engine()
+    }
+
+    /// `docker compose -p PROJECT -f BASE -f OVERRIDE ARGS…` on the target's engine.
     pub fn compose(&self, args: &[&str]) -> Command {
+        self.compose_on(self.engine(), args)
+    }
+
+    fn compose_on(&self, engine: &Engine, args: &[&str]) -> Command {
         let mut line = vec!["compose".to_owned(), "-p".to_owned(), self.project.clone()];
         for file in &self.files {
             line.push("-f".to_owned());
@@ -102,16 +117,16 @@ impl Stack {
         line.extend(args.iter().map(|arg| (*arg).to_owned()));
         self.vars
             .iter()
-            .fold(self.engine.docker(line), |command, (name, value)| {
+            .fold(engine.docker(line), |command, (name, value)| {
                 command.env(name, value)
             })
     }
 
-    /// The stack running `reference` (`REPOSITORY:TAG`) as its app image.
-    pub fn running(mut self, repository: &str, tag: &str) -> Stack {
+    /// The stack running `image` as its app image.
+    pub fn running(mut self, image: &Reference) -> Stack {
         self.vars = vec![
-            ("APP_IMAGE".to_owned(), repository.to_owned()),
-            ("APP_TAG".to_owned(), tag.to_owned()),
+            ("APP_IMAGE".to_owned(), image.repository.clone()),
+            ("APP_TAG".to_owned(), image.tag.clone()),
         ];
         self
     }
@@ -127,15 +142,29 @@ impl Stack {
         self
     }
 
+    /// The stack with the secrets its model declares, every one required: from the
+    /// environment, the secrets file (`file`, else .secrets/ENV.env), or dev's defaults.
+    pub fn with_resolved_secrets(
+        self,
+        sh: &Shell,
+        model: &Model,
+        file: Option<&Path>,
+    ) -> anyhow::Result<Stack> {
+        let secrets = secrets::resolve(sh, self.name(), model, file)?;
+        Ok(self.with_secrets(secrets))
+    }
+
     /// How messages name it: `dev`, or `compose.yaml`.
     pub fn name(&self) -> &str {
         self.env.as_deref().unwrap_or(BASE_FILE)
     }
 
-    /// The merged, interpolated model, as Compose computes it: also proves that every
-    /// variable the files require is set.
+    /// The merged, interpolated model, as Compose computes it here (it needs no daemon),
+    /// with the services of every profile: also proves that every variable the files
+    /// require is set.
     pub fn model(&self, sh: &Shell) -> anyhow::Result<Model> {
-        let output = run::probe(sh, &self.compose(&["config"]))?;
+        let config = self.compose_on(&Engine::Local, &["--profile", "*", "config"]);
+        let output = run::probe(sh, &config)?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(Hint::maybe(
@@ -173,14 +202,17 @@ mod tests {
 
     #[test]
     fn the_base_comes_before_the_override_and_projects_are_per_environment() {
-        let stack = Stack::new("staging", "travial", Engine::Local);
+        let here = || Target::Compose {
+            engine: Engine::Local,
+        };
+        let stack = Stack::new("staging", "travial", here());
         assert_eq!(
             stack.compose(&["ps"]).to_string(),
             "docker compose -p travial-staging -f compose/compose.yaml -f compose/compose.staging.yaml ps"
         );
         assert_ne!(
-            Stack::new("dev", "travial", Engine::Local).project,
-            Stack::new("prod", "travial", Engine::Local).project
+            Stack::new("dev", "travial", here()).project,
+            Stack::new("prod", "travial", here()).project
         );
     }
 }

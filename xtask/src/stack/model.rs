@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use crate::docker::Engine;
 
-/// What the xtask reads of `docker compose config`: the merged, interpolated model.
+/// The merged, interpolated model as `docker compose --profile '*' config` prints it: every
+/// service, the one-off tasks too. Typed where the xtask reads it; what a swarm stack file
+/// passes on as it is (a healthcheck, logging options) stays as Compose wrote it.
 #[derive(Debug, Deserialize)]
 pub struct Model {
     pub services: BTreeMap<String, Service>,
@@ -18,6 +20,9 @@ pub struct Model {
     /// The top-level `secrets`: where each one's value comes from.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSource>,
+    /// The top-level `configs`: their inline content.
+    #[serde(default)]
+    pub configs: BTreeMap<String, ConfigSource>,
     #[serde(rename = "x-xtask")]
     pub xtask: Settings,
 }
@@ -65,6 +70,12 @@ pub struct SecretSource {
     pub environment: Option<String>,
 }
 
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+pub struct ConfigSource {
+    /// As Compose prints it: `$$` for a `$` the file's reader sees.
+    pub content: Option<String>,
+}
+
 #[derive(Debug, Deserialize, Default)]
 pub struct Service {
     pub image: Option<String>,
@@ -73,6 +84,30 @@ pub struct Service {
     /// As Compose prints it merged: a map (a variable without a value is null).
     #[serde(default)]
     pub environment: BTreeMap<String, Option<String>>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub command: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub secrets: Vec<FileMount>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub configs: Vec<FileMount>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub volumes: Vec<VolumeMount>,
+    /// Every other key, as Compose printed it.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// A secret or config in a service: its key in the model, and where the file goes.
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+pub struct FileMount {
+    pub source: String,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub source: Option<String>,
+    pub target: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +116,17 @@ pub struct Port {
     pub target: u16,
     pub published: Option<String>,
     pub host_ip: Option<String>,
+    pub protocol: Option<String>,
+}
+
+/// `null` read as the type's default: Compose prints `command: null` for a service
+/// without one.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl Model {
@@ -100,6 +146,16 @@ impl Model {
         names.sort();
         names.dedup();
         names
+    }
+
+    /// A config's content as its reader sees it: Compose's `$$` is a `$`.
+    pub fn config_content(&self, key: &str) -> anyhow::Result<String> {
+        let content = self
+            .configs
+            .get(key)
+            .and_then(|config| config.content.as_deref())
+            .with_context(|| format!("the config `{key}` has no inline content"))?;
+        Ok(content.replace("$$", "$"))
     }
 
     pub fn service(&self, name: &str) -> anyhow::Result<&Service> {

@@ -8,17 +8,17 @@ use xshell::Shell;
 use super::{Model, Stack};
 use crate::{
     docker::Engine,
-    image::{Image, Source, build, push},
-    plan::{Action, Step},
+    image::{Image, Reference, Source, build, push},
+    plan::Step,
 };
 
 #[derive(Debug, Clone)]
 pub struct Release {
-    /// The image as built here: `travial/app`.
+    /// The app image as built here: its repository, and the service that builds it.
     pub image: Image,
-    pub tag: String,
-    /// What the stack runs: the image's repository, or its copy in the registry.
-    pub repository: String,
+    /// What the stack runs: the image here (`travial/app:0a1b2c3`), or its copy in the
+    /// registry.
+    pub runs: Reference,
     pub registry: Option<String>,
     /// In the registry already (a rollback's image): pulled, never pushed again.
     pub published: bool,
@@ -26,9 +26,16 @@ pub struct Release {
     pub source: Option<Source>,
 }
 
+/// Whether a command builds the image here first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    Image,
+    Skip,
+}
+
 /// What deploy and migrate decide the release from.
 pub struct Wanted<'a> {
-    pub build: bool,
+    pub build: Build,
     pub registry: Option<&'a str>,
     pub allow_dirty: bool,
 }
@@ -44,14 +51,14 @@ impl Release {
         let given = std::env::var("APP_TAG").ok().filter(|tag| !tag.is_empty());
         // The source is read when it names the tag, or labels a build.
         let (tag, source) = match (given, wanted.build) {
-            (Some(tag), false) => (tag, None),
+            (Some(tag), Build::Skip) => (tag, None),
             (given, _) => {
                 let source = Source::read(sh)?;
                 (given.unwrap_or_else(|| source.revision.tag()), Some(source))
             }
         };
         let dirty = source.as_ref().is_some_and(|source| source.revision.dirty);
-        check_immutable(&stack.engine, &tag, dirty && !wanted.allow_dirty)?;
+        check_immutable(stack.engine(), &tag, dirty && !wanted.allow_dirty)?;
         let registry = wanted
             .registry
             .or(model.xtask.registry.as_deref())
@@ -63,25 +70,35 @@ impl Release {
         };
         Ok(Release {
             image,
-            tag,
-            repository,
+            runs: Reference::new(repository, tag),
             registry,
             published: false,
             source,
         })
     }
 
-    /// `REPOSITORY:TAG`, as the stack runs it.
-    pub fn reference(&self) -> String {
-        format!("{}:{}", self.repository, self.tag)
+    /// An image deployed before (a rollback's), as the history names it: pulled from the
+    /// registry its name gives, if any, and never pushed again.
+    pub fn deployed(image: Reference, web_service: &str) -> Release {
+        let registry = image.registry().map(str::to_owned);
+        Release {
+            image: Image {
+                repository: image.repository.clone(),
+                web_service: web_service.to_owned(),
+            },
+            published: registry.is_some(),
+            registry,
+            runs: image,
+            source: None,
+        }
     }
 
     /// Build here (when asked), then make the image the engine's: pushed to the registry
     /// and pulled there, or sent over SSH when the engine is elsewhere and lacks it.
-    pub fn steps(&self, engine: &Engine, build: bool) -> anyhow::Result<Vec<Step>> {
+    pub fn steps(&self, engine: &Engine, build: Build) -> anyhow::Result<Vec<Step>> {
         let mut steps = Vec::new();
-        let tags = [self.tag.clone()];
-        if build {
+        let tags = [self.runs.tag.clone()];
+        if build == Build::Image {
             let source = self
                 .source
                 .as_ref()
@@ -91,27 +108,22 @@ impl Release {
         match &self.registry {
             Some(registry) => {
                 if !self.published {
-                    let registry = push::registry_of(&self.repository).or(Some(registry));
+                    let registry = self.runs.registry().or(Some(registry));
                     let login = push::login_from_env(registry)?;
-                    steps.extend(push::publish(&self.image, &tags, &self.repository, login));
-                }
-                if !engine.is_local() {
-                    let reference = self.reference();
-                    steps.push(Step::run(
-                        &format!("pulled {reference}{}", engine.on()),
-                        engine.docker(["pull", "--quiet", &reference]),
-                        &format!("{engine} could not pull {reference}"),
+                    steps.extend(push::publish(
+                        &self.image,
+                        &tags,
+                        &self.runs.repository,
+                        login,
                     ));
                 }
+                if !engine.is_local() {
+                    steps.push(pull(engine, &self.runs));
+                }
             }
-            None if !engine.is_local() => steps.push(Step::new(
-                &format!("{} on {engine}", self.reference()),
-                Action::Ship {
-                    image: self.reference(),
-                    to: engine.clone(),
-                },
-                &format!("the image did not reach {engine}"),
-            )),
+            None if !engine.is_local() => {
+                steps.push(Step::ship(&self.runs, vec![engine.clone()]));
+            }
             None => {}
         }
         Ok(steps)
@@ -119,8 +131,17 @@ impl Release {
 
     /// The stack running this release.
     pub fn applied_to(&self, stack: Stack) -> Stack {
-        stack.running(&self.repository, &self.tag)
+        stack.running(&self.runs)
     }
+}
+
+/// `docker pull` of `image` on `engine`.
+pub fn pull(engine: &Engine, image: &Reference) -> Step {
+    Step::run(
+        &format!("pulled {image}{}", engine.on()),
+        engine.docker(["pull", "--quiet", &image.to_string()]),
+        &format!("{engine} could not pull {image}"),
+    )
 }
 
 /// Another machine runs only what names one release: never `latest`, never an image built

@@ -9,49 +9,55 @@ use anyhow::{Context, bail};
 use xshell::Shell;
 
 use super::{
-    Model, Stack,
+    Model, Stack, Target,
     deploy::IMAGES_KEPT,
-    release::Release,
+    open,
+    release::{self, Release},
     state::{self, Lock, Record},
     switch::Switch,
 };
 use crate::{
     cli::RollbackArgs,
-    docker::{Engine, Needs, run},
+    docker::{Engine, Needs, images, run},
     hint::Hint,
-    image::{Image, push::registry_of, repository_of},
+    image::Reference,
     interrupt,
     plan::{self, Action, Step},
     swarm,
 };
 
 pub fn run(sh: &Shell, args: &RollbackArgs) -> anyhow::Result<()> {
-    let (stack, model) = args.env.stack(sh, Needs::ENGINE)?;
-    let stack = args.secrets.resolve(sh, stack, &model)?;
+    let (stack, model) = open(sh, &args.env, Needs::ENGINE)?;
+    let stack = stack.with_resolved_secrets(sh, &model, args.secrets.file.as_deref())?;
     let env = &args.env.env;
     let lock = match args.dry_run {
         true => None,
         false => Some(Lock::take(sh, &stack, "rollback", args.break_lock)?),
     };
     let records = state::history(sh, &stack)?;
-    let (target, current) = target(&records, args.to.as_deref(), env)?;
+    let (image, current) = target(&records, args.to.as_deref(), env)?;
+    let image = Reference::parse(&image)?;
     // Asking the target image and the database runs containers: not in a dry run.
     if !args.dry_run {
-        check_migrations(sh, &stack, &model, &target, args.force)?;
+        check_migrations(sh, &stack, &model, &image, args.force)?;
     }
-    let (repository, tag) = (
-        repository_of(&target),
-        &target[repository_of(&target).len() + 1..],
-    );
-    let stack = stack.running(repository, tag);
-    let steps = match stack.swarm {
-        true => swarm_steps(sh, &stack, &model, &target, args)?,
-        false => compose_steps(sh, &stack, &model, &target, args.timeout)?,
+    let stack = stack.running(&image);
+    let release = Release::deployed(image.clone(), &model.xtask.web_service);
+    let steps = match &stack.target {
+        Target::Compose { engine } => compose_steps(sh, &stack, engine, &model, &release, args)?,
+        Target::Swarm { manager } => {
+            let dry_run = match args.dry_run {
+                true => swarm::DryRun::Yes,
+                false => swarm::DryRun::No,
+            };
+            let facts = swarm::Facts::read(sh, manager, dry_run)?;
+            swarm::Plan::new(&stack, manager, &model, &facts, args.timeout).rollback(&release)?
+        }
     };
     let Some(lock) = lock else {
-        println!("# from {} back to {target}", current.unwrap_or_default());
+        println!("# from {} back to {image}", current.unwrap_or_default());
         println!(
-            "# first: the migrations {target} knows, checked against the database's (--force skips the refusal)"
+            "# first: the migrations {image} knows, checked against the database's (--force skips the refusal)"
         );
         plan::print(&steps);
         println!("{}", super::deploy::LOCKED);
@@ -60,12 +66,12 @@ pub fn run(sh: &Shell, args: &RollbackArgs) -> anyhow::Result<()> {
     interrupt::set_hint(format!(
         "run `cargo xtask rollback {env}` again to finish, or `cargo xtask history {env}` to see where it stands"
     ));
-    let record = state::begin(sh, &stack, &lock, "rollback", &target)?;
+    let record = state::begin(sh, &stack, &lock, "rollback", &image.to_string())?;
     let outcome = plan::execute(sh, &steps);
     let result = super::deploy::serving_or_reason(sh, &stack, &model, &outcome);
     state::finish(sh, &stack, &lock, &record, result);
     outcome?;
-    println!("{env} is back on {target}{}", stack.engine.on());
+    println!("{env} is back on {image}{}", stack.target.on());
     Ok(())
 }
 
@@ -84,7 +90,7 @@ pub fn target(
         );
     };
     let target = match to {
-        Some(tag) => format!("{}:{tag}", repository_of(now)),
+        Some(tag) => Reference::new(Reference::parse(now)?.repository, tag).to_string(),
         None => succeeded
             .iter()
             .rev()
@@ -106,87 +112,39 @@ pub fn target(
 fn compose_steps(
     sh: &Shell,
     stack: &Stack,
+    engine: &Engine,
     model: &Model,
-    target: &str,
-    timeout: std::time::Duration,
+    release: &Release,
+    args: &RollbackArgs,
 ) -> anyhow::Result<Vec<Step>> {
     let mut steps = Vec::new();
-    let engine = &stack.engine;
-    let from_registry = registry_of(repository_of(target)).is_some();
-    if present(sh, engine, target)? {
+    let image = &release.runs;
+    let shown = image.to_string();
+    if images::has(sh, engine, &shown)? {
         // Nothing to bring.
-    } else if from_registry {
-        steps.push(Step::run(
-            &format!("pulled {target}{}", engine.on()),
-            engine.docker(["pull", "--quiet", target]),
-            &format!("{engine} could not pull {target}"),
-        ));
-    } else if engine.is_local() || !present(sh, &Engine::Local, target)? {
+    } else if release.registry.is_some() {
+        steps.push(release::pull(engine, image));
+    } else if engine.is_local() || !images::has(sh, &Engine::Local, &shown)? {
         bail!(
-            "{target} is no longer on {engine} (the last {IMAGES_KEPT} deployed images are kept): deploy that revision instead"
+            "{image} is no longer on {engine} (the last {IMAGES_KEPT} deployed images are kept): deploy that revision instead"
         );
     } else {
-        steps.push(Step::new(
-            &format!("{target} on {engine}"),
-            Action::Ship {
-                image: target.to_owned(),
-                to: engine.clone(),
-            },
-            &format!("the image did not reach {engine}"),
-        ));
+        steps.push(Step::ship(image, vec![engine.clone()]));
     }
-    let switch = Switch::new(stack, model, timeout);
+    let switch = Switch::new(stack, model, args.timeout);
     steps.push(
         Step::new(
             &format!(
-                "{} back on {target}{}",
+                "{} back on {image}{}",
                 model.xtask.web_service,
-                stack.engine.on()
+                stack.target.on()
             ),
             Action::Task(Arc::new(switch)),
-            &format!("the rollback to {target} did not happen"),
+            &format!("the rollback to {image} did not happen"),
         )
         .starts(&model.xtask.web_service),
     );
     Ok(steps)
-}
-
-/// On a swarm: the image on every node (sent over SSH, or, for an image of a registry, pulled
-/// by the nodes themselves), then the stack with web back on it (a rolling update like a
-/// deploy's), no migration.
-fn swarm_steps(
-    sh: &Shell,
-    stack: &Stack,
-    model: &Model,
-    target: &str,
-    args: &RollbackArgs,
-) -> anyhow::Result<Vec<Step>> {
-    let repository = repository_of(target);
-    let registry = registry_of(repository).map(str::to_owned);
-    let release = Release {
-        image: Image {
-            repository: repository.to_owned(),
-            web_service: model.xtask.web_service.clone(),
-        },
-        tag: target[repository.len() + 1..].to_owned(),
-        repository: repository.to_owned(),
-        published: registry.is_some(),
-        registry,
-        source: None,
-    };
-    let deploy = swarm::deploy::Deploy {
-        stack,
-        model,
-        full: swarm::deploy::full_model(sh, stack)?,
-        release: &release,
-        timeout: args.timeout,
-    };
-    deploy.steps(sh, false, false, args.dry_run)
-}
-
-fn present(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<bool> {
-    let inspect = engine.docker(["image", "inspect", "--format", "{{.Id}}", image]);
-    Ok(run::probe(sh, &inspect)?.status.success())
 }
 
 /// Refuses an image that knows fewer migrations than the database has applied, unless
@@ -195,13 +153,14 @@ fn check_migrations(
     sh: &Shell,
     stack: &Stack,
     model: &Model,
-    target: &str,
+    target: &Reference,
     force: bool,
 ) -> anyhow::Result<()> {
-    let engine = &stack.engine;
+    let engine = stack.engine();
+    let image = target.to_string();
     let knows = run::read(
         sh,
-        &engine.docker(["run", "--rm", "--entrypoint", "app", target, "migrations"]),
+        &engine.docker(["run", "--rm", "--entrypoint", "app", &image, "migrations"]),
     )
     .ok()
     .and_then(|text| text.trim().parse::<i64>().ok());
@@ -220,10 +179,13 @@ fn check_migrations(
     );
     let query = "SELECT COALESCE(MAX(version), 0) FROM refinery_schema_history";
     let psql = ["psql", "-U", &user, "-d", &database, "-tAc", query];
-    let exec = match stack.swarm {
+    let exec = match &stack.target {
         // The database's task runs on the manager (the node labelled for it).
-        true => {
-            let filter = format!("label=com.docker.swarm.service.name={}_{db}", stack.project);
+        Target::Swarm { .. } => {
+            let filter = format!(
+                "label=com.docker.swarm.service.name={}",
+                swarm::service_name(stack, db)
+            );
             let id = run::read(sh, &engine.docker(["ps", "--quiet", "--filter", &filter]))?;
             let mut args = vec![
                 "exec".to_owned(),
@@ -232,7 +194,7 @@ fn check_migrations(
             args.extend(psql.map(str::to_owned));
             engine.docker(args)
         }
-        false => {
+        Target::Compose { .. } => {
             let mut args = vec!["exec", "-T", db.as_str()];
             args.extend(psql);
             stack.compose(&args)

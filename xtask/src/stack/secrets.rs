@@ -14,10 +14,13 @@ use std::{
 };
 
 use anyhow::Context;
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use super::Model;
-use crate::{docker::Secret, hint::Hint};
+use crate::{
+    docker::{Command, Secret, run},
+    hint::Hint,
+};
 
 /// Where an environment's secrets file is looked for, from the project root.
 pub const SECRETS_DIR: &str = ".secrets";
@@ -163,13 +166,12 @@ fn tracked_by_git(sh: &Shell, path: &Path) -> bool {
     let Some(dir) = path.parent() else {
         return false;
     };
-    let _dir = sh.push_dir(dir);
-    cmd!(sh, "git ls-files --error-unmatch -- {path}")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_ok()
+    let (dir, path) = (dir.display().to_string(), path.display().to_string());
+    let ls_files = Command::new(
+        "git",
+        ["-C", &dir, "ls-files", "--error-unmatch", "--", &path],
+    );
+    run::probe(sh, &ls_files).is_ok_and(|output| output.status.success())
 }
 
 /// `NAME=value` lines: blank lines and `#` comments skipped, `export ` allowed before the
@@ -234,6 +236,8 @@ fn unquote(value: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use xshell::cmd;
+
     use super::*;
 
     fn model(defaults: &str) -> Model {

@@ -61,7 +61,7 @@ impl Lock {
         command: &str,
         break_lock: bool,
     ) -> anyhow::Result<Lock> {
-        let engine = &stack.engine;
+        let engine = stack.engine();
         ensure_image(sh, engine)?;
         let name = format!("{}-xtask-lock", stack.project);
         if break_lock {
@@ -71,7 +71,7 @@ impl Lock {
             }
         }
         let since = clock::now();
-        let by = clock::who();
+        let by = clock::who(sh);
         let create = engine.docker([
             "create",
             "--name",
@@ -184,7 +184,7 @@ pub fn state_container(stack: &Stack) -> String {
 /// The recorded deploys and rollbacks, oldest first; none before the first.
 pub fn history(sh: &Shell, stack: &Stack) -> anyhow::Result<Vec<Record>> {
     let source = format!("{}:/{HISTORY_DIR}/{HISTORY_FILE}", state_container(stack));
-    let copy = run::probe(sh, &stack.engine.docker(["cp", &source, "-"]))?;
+    let copy = run::probe(sh, &stack.engine().docker(["cp", &source, "-"]))?;
     if !copy.status.success() {
         let stderr = String::from_utf8_lossy(&copy.stderr);
         if stderr.contains("No such container")
@@ -195,7 +195,7 @@ pub fn history(sh: &Shell, stack: &Stack) -> anyhow::Result<Vec<Record>> {
         }
         bail!(
             "cannot read the history{}: {}",
-            stack.engine.on(),
+            stack.target.on(),
             run::last_line(&stderr).unwrap_or_default()
         );
     }
@@ -224,7 +224,7 @@ pub fn begin(
     }
     let record = Record {
         at: clock::now(),
-        by: clock::who(),
+        by: clock::who(sh),
         command: command.to_owned(),
         image: image.to_owned(),
         result: IN_PROGRESS.to_owned(),
@@ -283,7 +283,7 @@ const IN_PROGRESS: &str = "in progress";
 
 /// The last `KEPT` records, as the history file; under the lock, so nobody writes at once.
 fn write(sh: &Shell, stack: &Stack, _lock: &Lock, records: &[Record]) -> anyhow::Result<()> {
-    let engine = &stack.engine;
+    let engine = stack.engine();
     let container = state_container(stack);
     let exists = run::probe(
         sh,

@@ -12,6 +12,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
+use super::{Stack, Target, open};
 use crate::{
     cli::StatusArgs,
     docker::{Needs, run},
@@ -34,11 +35,16 @@ pub struct Port {
 }
 
 pub fn run(sh: &Shell, args: &StatusArgs) -> anyhow::Result<()> {
-    let (stack, _) = args.env.stack(sh, Needs::ENGINE)?;
-    if stack.swarm {
-        return crate::swarm::commands::status(sh, &stack, args.json);
+    let (stack, _) = open(sh, &args.env, Needs::ENGINE)?;
+    match &stack.target {
+        Target::Compose { .. } => compose_status(sh, &stack, args.json),
+        Target::Swarm { manager } => crate::swarm::commands::status(sh, &stack, manager, args.json),
     }
-    if !args.json {
+}
+
+/// `docker compose ps`, or its JSON made stable.
+fn compose_status(sh: &Shell, stack: &Stack, json: bool) -> anyhow::Result<()> {
+    if !json {
         return run::print(sh, &stack.compose(&["ps", "--all"]));
     }
     let listing = run::read(sh, &stack.compose(&["ps", "--all", "--format", "json"]))?;

@@ -8,10 +8,7 @@
 //! stopped midway, every running web container counts as old (the proxy may point at any
 //! of them) and is drained only once the new one serves.
 
-use std::{
-    fmt, thread,
-    time::{Duration, Instant},
-};
+use std::{fmt, time::Duration};
 
 use anyhow::bail;
 use xshell::Shell;
@@ -22,6 +19,7 @@ use crate::{
     hint::Hint,
     interrupt, output,
     plan::Task,
+    poll::{Answer, Poll},
 };
 
 /// How often the new container is asked whether it is ready.
@@ -82,7 +80,7 @@ impl Switch {
     fn is_ready(&self, container: &str) -> Command {
         let mut args = vec!["exec".to_owned(), container.to_owned()];
         args.extend(self.ready.iter().cloned());
-        self.stack.engine.docker(args)
+        self.stack.engine().docker(args)
     }
 
     fn proxy_up(&self) -> Command {
@@ -108,7 +106,7 @@ impl Switch {
     }
 
     fn drain(&self, container: &str) -> [Command; 2] {
-        let engine = &self.stack.engine;
+        let engine = self.stack.engine();
         [
             engine.docker(["stop", "--time", DRAIN_SECONDS, container]),
             engine.docker(["rm", container]),
@@ -121,7 +119,7 @@ impl Switch {
         let service = format!("label=com.docker.compose.service={}", self.web);
         let listing = run::read(
             sh,
-            &self.stack.engine.docker([
+            &self.stack.engine().docker([
                 "ps",
                 "--all",
                 "--filter",
@@ -150,25 +148,26 @@ impl Switch {
 
     /// Until the container says it is ready, or exits, or the time is up.
     fn await_ready(&self, sh: &Shell, container: &Container) -> anyhow::Result<()> {
-        let started = Instant::now();
         let probe = self.is_ready(&container.name);
-        let mut last = String::new();
-        while started.elapsed() < self.timeout {
+        let state = self.stack.engine().docker([
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.RestartCount}}",
+            &container.name,
+        ]);
+        let poll = Poll::new(
+            format!("the new {} to get ready", self.web),
+            format!("the new {} ({}) was not ready", self.web, container.name),
+        )
+        .timeout(self.timeout)
+        .every(READY_POLL);
+        poll.until(|| {
             let output = run::probe(sh, &probe)?;
             if output.status.success() {
-                return Ok(());
+                return Ok(Answer::Ready(()));
             }
-            last = run::last_line(&String::from_utf8_lossy(&output.stderr)).unwrap_or_default();
             // An exit, or a restart after one (`restart: unless-stopped`): it will not be.
-            let state = run::read(
-                sh,
-                &self.stack.engine.docker([
-                    "inspect",
-                    "--format",
-                    "{{.State.Status}} {{.RestartCount}}",
-                    &container.name,
-                ]),
-            )?;
+            let state = run::read(sh, &state)?;
             let mut state = state.split_whitespace();
             let (status, restarts) = (
                 state.next().unwrap_or_default(),
@@ -181,57 +180,49 @@ impl Switch {
                     container.name
                 );
             }
-            thread::sleep(READY_POLL);
-        }
-        bail!(
-            "the new {} ({}) was not ready within {} s ({last})",
-            self.web,
-            container.name,
-            self.timeout.as_secs()
-        )
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            Ok(Answer::NotYet(run::last_line(&stderr).unwrap_or_default()))
+        })
     }
 
     /// `caddy reload`, tried again while a proxy just started does not take it yet.
     fn reload_proxy(&self, sh: &Shell, container: &str) -> anyhow::Result<()> {
         let reload = self.point_proxy_at(container);
         output::command(&reload.to_string());
-        let started = Instant::now();
-        loop {
+        let poll = Poll::new(
+            format!("{} to take the new upstream", self.proxy),
+            format!("{} did not take the new upstream", self.proxy),
+        )
+        .timeout(PROXY_START)
+        .every(READY_POLL);
+        poll.until(|| {
             let answer = run::probe(sh, &reload)?;
             if answer.status.success() {
-                return Ok(());
+                return Ok(Answer::Ready(()));
             }
-            if started.elapsed() >= PROXY_START {
-                let stderr = String::from_utf8_lossy(&answer.stderr);
-                bail!(
-                    "{} did not take the new upstream: {}",
-                    self.proxy,
-                    run::last_line(&stderr).unwrap_or_else(|| answer.status.to_string())
-                );
-            }
-            thread::sleep(READY_POLL);
-        }
+            let stderr = String::from_utf8_lossy(&answer.stderr);
+            Ok(Answer::NotYet(
+                run::last_line(&stderr).unwrap_or_else(|| answer.status.to_string()),
+            ))
+        })
     }
 
     /// The new container's last logs, then its removal: the old ones keep serving.
     fn abandon(&self, sh: &Shell, container: &Container) {
-        let logs = self
-            .stack
-            .engine
-            .docker(["logs", "--tail", "30", &container.name]);
-        eprintln!(
-            "--- what went wrong, as the new {}'s logs tell it:",
-            self.web
+        run::show(
+            sh,
+            &format!("what went wrong, as the new {}'s logs tell it", self.web),
+            &self
+                .stack
+                .engine()
+                .docker(["logs", "--tail", "30", &container.name]),
         );
-        eprintln!("$ {logs}");
-        if let Ok(output) = run::probe(sh, &logs) {
-            eprint!("{}", String::from_utf8_lossy(&output.stdout));
-            eprint!("{}", String::from_utf8_lossy(&output.stderr));
-        }
-        eprintln!("---");
         let _ = run::act(
             sh,
-            &self.stack.engine.docker(["rm", "--force", &container.name]),
+            &self
+                .stack
+                .engine()
+                .docker(["rm", "--force", &container.name]),
         );
     }
 }
@@ -247,7 +238,10 @@ impl Task for Switch {
         for container in &stopped {
             run::act(
                 sh,
-                &self.stack.engine.docker(["rm", "--force", &container.name]),
+                &self
+                    .stack
+                    .engine()
+                    .docker(["rm", "--force", &container.name]),
             )?;
         }
         run::act(sh, &self.scale_up(old.len() + 1))?;
@@ -262,7 +256,7 @@ impl Task for Switch {
                 )
             })?;
         // Stopped before the switch: the new container goes, the old keeps serving.
-        let remove_new = self.stack.engine.docker(["rm", "--force", &new.name]);
+        let remove_new = self.stack.engine().docker(["rm", "--force", &new.name]);
         let dir = sh.current_dir();
         interrupt::on_interruption(
             "new web",
@@ -303,7 +297,7 @@ impl Task for Switch {
             "{} switched to {}{}",
             self.web,
             new.name,
-            self.stack.engine.on()
+            self.stack.target.on()
         ))
     }
 }

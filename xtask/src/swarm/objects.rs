@@ -7,20 +7,13 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use base64::Engine as _;
-use xshell::Shell;
 
-use super::stackfile;
+use super::facts::{Facts, SALT, STACK_LABEL, Salt};
 use crate::{
-    docker::{Command, Engine, Secret, run},
+    docker::{Command, Engine, Secret},
     plan::Step,
-    stack::Stack,
+    stack::{Model, Stack},
 };
-
-/// The config that holds the salt; cluster-wide, made once.
-const SALT: &str = "travial-xtask-salt";
-/// Marks what the xtask made for a stack, so that `down` finds it.
-pub const STACK_LABEL: &str = "travial.stack";
 
 /// The versioned names, and the steps that make those the swarm lacks.
 pub struct Objects {
@@ -29,29 +22,35 @@ pub struct Objects {
     pub steps: Vec<Step>,
 }
 
-/// Each of the model's secrets (from the values the deploy resolved) and inline configs,
-/// with its versioned name; the steps create those the swarm does not have yet.
+/// Each of the model's secrets (from the values the command resolved) and inline configs,
+/// with its versioned name; the steps create those the swarm does not have yet, after the
+/// salt if the swarm has none.
 pub fn plan(
-    sh: &Shell,
     stack: &Stack,
-    model: &serde_json::Value,
-    dry_run: bool,
+    manager: &Engine,
+    model: &Model,
+    facts: &Facts,
 ) -> anyhow::Result<Objects> {
-    let manager = &stack.engine;
-    let salt = salt(sh, manager, dry_run)?;
-    let existing = |kind: &str| -> anyhow::Result<Vec<String>> {
-        let listing = run::read(sh, &manager.docker([kind, "ls", "--format", "{{.Name}}"]))?;
-        Ok(listing.lines().map(str::to_owned).collect())
-    };
-    let (secrets_there, configs_there) = (existing("secret")?, existing("config")?);
     let mut objects = Objects {
         secrets: BTreeMap::new(),
         configs: BTreeMap::new(),
         steps: Vec::new(),
     };
-    let sources = model["secrets"].as_object().cloned().unwrap_or_default();
-    for (key, source) in &sources {
-        let variable = source["environment"].as_str().with_context(|| {
+    if let Salt::New(salt) = &facts.salt {
+        let create = manager
+            .docker(["config", "create", SALT, "-"])
+            .stdin_content("the salt, drawn here", salt.clone().into_bytes());
+        objects.steps.push(Step::run(
+            "the swarm's salt",
+            create,
+            "the salt of the secrets' names was not created",
+        ));
+    }
+    let has = |objects: &[super::facts::Object], name: &str| {
+        objects.iter().any(|object| object.name == name)
+    };
+    for (key, source) in &model.secrets {
+        let variable = source.environment.as_deref().with_context(|| {
             format!("the secret `{key}` takes its value from no environment variable: a swarm deploy needs one")
         })?;
         let secret = stack
@@ -59,8 +58,8 @@ pub fn plan(
             .iter()
             .find(|secret| secret.name == variable)
             .with_context(|| format!("no value for the secret `{key}` ({variable})"))?;
-        let name = versioned(&stack.project, key, &salt, secret.expose());
-        if !secrets_there.contains(&name) {
+        let name = versioned(&stack.project, key, &facts.salt, secret.expose());
+        if !has(&facts.secrets, &name) {
             let create = create(manager, "secret", &stack.project, &name)
                 .stdin(Secret::new(variable, secret.expose()));
             objects.steps.push(Step::run(
@@ -71,14 +70,10 @@ pub fn plan(
         }
         objects.secrets.insert(key.clone(), name);
     }
-    for key in model["configs"]
-        .as_object()
-        .map(|configs| configs.keys().cloned().collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
-        let content = stackfile::config_content(model, &key)?;
-        let name = versioned(&stack.project, &key, &salt, &content);
-        if !configs_there.contains(&name) {
+    for key in model.configs.keys() {
+        let content = model.config_content(key)?;
+        let name = versioned(&stack.project, key, &facts.salt, &content);
+        if !has(&facts.configs, &name) {
             let create = create(manager, "config", &stack.project, &name)
                 .stdin_content(&format!("the config {key}"), content.into_bytes());
             objects.steps.push(Step::run(
@@ -87,7 +82,7 @@ pub fn plan(
                 &format!("the config {name} was not created"),
             ));
         }
-        objects.configs.insert(key, name);
+        objects.configs.insert(key.clone(), name);
     }
     Ok(objects)
 }
@@ -103,53 +98,29 @@ fn create(manager: &Engine, kind: &str, stack: &str, name: &str) -> Command {
     ])
 }
 
-/// `STACK_KEY_VERSION`: twelve hex digits of SHA-1 over the salt, the key and the value.
-pub fn versioned(stack: &str, key: &str, salt: &str, value: &str) -> String {
+/// `STACK_KEY_VERSION`: twelve hex digits of SHA-1 over the salt, the key and the value;
+/// `<version>` while the salt is unknown (a dry run before the first deploy).
+pub fn versioned(stack: &str, key: &str, salt: &Salt, value: &str) -> String {
+    let salt = match salt {
+        Salt::Existing(salt) | Salt::New(salt) => salt,
+        Salt::Unknown => return format!("{stack}_{key}_<version>"),
+    };
     let mut digest = sha1_smol::Sha1::new();
-    for part in [salt, "\0", key, "\0", value] {
+    for part in [salt.as_str(), "\0", key, "\0", value] {
         digest.update(part.as_bytes());
     }
     let hex = digest.digest().to_string();
     format!("{stack}_{key}_{}", &hex[..12])
 }
 
-/// The swarm's salt, made (32 random bytes, as hex) if it has none; a placeholder in a dry run.
-fn salt(sh: &Shell, manager: &Engine, dry_run: bool) -> anyhow::Result<String> {
-    let inspect = run::probe(
-        sh,
-        &manager.docker(["config", "inspect", "--format", "{{json .Spec.Data}}", SALT]),
-    )?;
-    if inspect.status.success() {
-        let encoded: String =
-            serde_json::from_slice(&inspect.stdout).context("cannot read the swarm's salt")?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .context("cannot read the swarm's salt")?;
-        return Ok(String::from_utf8_lossy(&bytes).into_owned());
-    }
-    if dry_run {
-        return Ok("<the swarm's salt>".to_owned());
-    }
-    let mut bytes = [0u8; 32];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom")
-            .context("cannot open /dev/urandom for the swarm's salt")?,
-        &mut bytes,
-    )
-    .context("cannot read /dev/urandom for the swarm's salt")?;
-    let random: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    let create = manager
-        .docker(["config", "create", SALT, "-"])
-        .stdin_content("the salt", random.clone().into_bytes());
-    run::read(sh, &create)?;
-    Ok(random)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::{Salt, versioned};
+
     #[test]
     fn a_name_changes_with_the_value_and_the_salt_only() {
-        let name = super::versioned("travial-prod", "postgres_password", "salt", "p@ss");
+        let salt = |text: &str| Salt::Existing(text.to_owned());
+        let name = versioned("travial-prod", "postgres_password", &salt("salt"), "p@ss");
         assert!(
             name.starts_with("travial-prod_postgres_password_"),
             "{name}"
@@ -157,16 +128,25 @@ mod tests {
         assert_eq!(name.len(), "travial-prod_postgres_password_".len() + 12);
         assert_eq!(
             name,
-            super::versioned("travial-prod", "postgres_password", "salt", "p@ss")
+            versioned(
+                "travial-prod",
+                "postgres_password",
+                &Salt::New("salt".into()),
+                "p@ss"
+            )
         );
         assert_ne!(
             name,
-            super::versioned("travial-prod", "postgres_password", "salt", "p@sS")
+            versioned("travial-prod", "postgres_password", &salt("salt"), "p@sS")
         );
         assert_ne!(
             name,
-            super::versioned("travial-prod", "postgres_password", "pepper", "p@ss")
+            versioned("travial-prod", "postgres_password", &salt("pepper"), "p@ss")
         );
         assert!(!name.contains("p@ss"));
+        assert_eq!(
+            versioned("travial-prod", "postgres_password", &Salt::Unknown, "p@ss"),
+            "travial-prod_postgres_password_<version>"
+        );
     }
 }

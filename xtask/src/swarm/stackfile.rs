@@ -1,5 +1,5 @@
-//! A swarm stack from an environment's merged Compose model (`docker compose --profile '*'
-//! config --format json`), as plain data: what `docker stack deploy` takes (JSON is YAML).
+//! A swarm stack from an environment's merged Compose model, as plain data: what `docker
+//! stack deploy` takes (JSON is YAML).
 //! No `build:`, nothing Swarm ignores; `deploy:` settings for a cluster: web replicated
 //! and spread over the nodes, updated start-first and only once healthy, rolled back by
 //! itself when an update fails; the database on the one node labelled for it, with its
@@ -8,10 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::{Map, Value, json};
 
-use crate::stack::Settings;
+use crate::stack::{Model, Service, Settings};
 
 /// The node label that places the database (its volume lives there): `swarm init` puts it
 /// on the manager.
@@ -20,7 +20,8 @@ pub const DB_NODE_LABEL: &str = "travial.db";
 /// What the stack file depends on besides the model.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// What web runs: `REPOSITORY:TAG`, or that image's ID.
+    /// What web runs: `REPOSITORY:TAG`, or a stand-in for that image's ID (`StackDeploy`
+    /// puts the ID in when it runs).
     pub web_image: String,
     /// `REPOSITORY:TAG`, in web's `travial.release` label, whatever names its image.
     pub web_release: String,
@@ -37,16 +38,17 @@ pub struct Options {
 }
 
 /// The stack file for `options.services` of `model`.
-pub fn stack_file(model: &Value, settings: &Settings, options: &Options) -> anyhow::Result<Value> {
-    let services = model["services"]
-        .as_object()
-        .context("the merged model has no services")?;
+pub fn stack_file(model: &Model, options: &Options) -> anyhow::Result<Value> {
     let mut out = Map::new();
     for name in &options.services {
-        let service = services
+        let service = model
+            .services
             .get(name)
             .with_context(|| format!("the merged model has no service `{name}`"))?;
-        out.insert(name.clone(), service_of(name, service, settings, options)?);
+        out.insert(
+            name.clone(),
+            service_of(name, service, &model.xtask, options)?,
+        );
     }
     let names_of = |keys: &BTreeMap<String, String>| -> Value {
         keys.iter()
@@ -54,10 +56,11 @@ pub fn stack_file(model: &Value, settings: &Settings, options: &Options) -> anyh
             .collect::<Map<String, Value>>()
             .into()
     };
-    let volumes: Map<String, Value> = model["volumes"]
-        .as_object()
-        .map(|volumes| volumes.keys().map(|key| (key.clone(), json!({}))).collect())
-        .unwrap_or_default();
+    let volumes: Map<String, Value> = model
+        .volumes
+        .keys()
+        .map(|key| (key.clone(), json!({})))
+        .collect();
     Ok(json!({
         "version": "3.9",
         "services": out,
@@ -71,7 +74,7 @@ pub fn stack_file(model: &Value, settings: &Settings, options: &Options) -> anyh
 
 fn service_of(
     name: &str,
-    service: &Value,
+    service: &Service,
     settings: &Settings,
     options: &Options,
 ) -> anyhow::Result<Value> {
@@ -81,13 +84,15 @@ fn service_of(
         "image".into(),
         match is_web {
             true => Value::String(options.web_image.clone()),
-            false => service["image"].clone(),
+            false => json!(service.image),
         },
     );
+    if !service.command.is_empty() {
+        out.insert("command".into(), json!(service.command));
+    }
     // What Swarm runs as it is; `build`, `depends_on`, `restart`, `security_opt` and the
     // like are Compose's alone.
     for key in [
-        "command",
         "entrypoint",
         "healthcheck",
         "logging",
@@ -97,55 +102,65 @@ fn service_of(
         "user",
         "working_dir",
     ] {
-        if let Some(value) = service.get(key).filter(|value| !value.is_null()) {
-            out.insert(key.into(), value.clone());
+        if let Some(value) = service.other.get(key).filter(|value| !value.is_null()) {
+            out.insert(key.into(), serde_json::to_value(value)?);
         }
     }
-    if let Some(environment) = service["environment"].as_object() {
-        let set: Map<String, Value> = environment
-            .iter()
-            .filter(|(_, value)| !value.is_null())
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
+    let set: Map<String, Value> = service
+        .environment
+        .iter()
+        .filter_map(|(key, value)| Some((key.clone(), Value::String(value.clone()?))))
+        .collect();
+    if !set.is_empty() {
         out.insert("environment".into(), set.into());
     }
-    if let Some(secrets) = service["secrets"].as_array() {
+    if !service.secrets.is_empty() {
         // In Swarm a secret's target is its file's name in /run/secrets.
-        let secrets: Vec<Value> = secrets
+        let secrets: Vec<Value> = service
+            .secrets
             .iter()
             .map(|secret| {
-                let source = secret["source"].as_str().unwrap_or_default();
-                let target = secret["target"].as_str().unwrap_or(source);
-                json!({ "source": source, "target": target.trim_start_matches("/run/secrets/") })
+                let target = secret.target.as_deref().unwrap_or(&secret.source);
+                json!({ "source": secret.source, "target": target.trim_start_matches("/run/secrets/") })
             })
             .collect();
         out.insert("secrets".into(), secrets.into());
     }
-    if let Some(configs) = service.get("configs").filter(|configs| !configs.is_null()) {
-        out.insert("configs".into(), configs.clone());
-    }
-    if let Some(volumes) = service["volumes"].as_array() {
-        let volumes: Vec<Value> = volumes
+    if !service.configs.is_empty() {
+        let configs: Vec<Value> = service
+            .configs
             .iter()
-            .map(|volume| json!({ "type": "volume", "source": volume["source"], "target": volume["target"] }))
+            .map(|config| match &config.target {
+                Some(target) => json!({ "source": config.source, "target": target }),
+                None => json!({ "source": config.source }),
+            })
+            .collect();
+        out.insert("configs".into(), configs.into());
+    }
+    if !service.volumes.is_empty() {
+        let volumes: Vec<Value> = service
+            .volumes
+            .iter()
+            .map(|volume| json!({ "type": "volume", "source": volume.source, "target": volume.target }))
             .collect();
         out.insert("volumes".into(), volumes.into());
     }
-    if let Some(ports) = service["ports"].as_array() {
-        let ports = ports
+    if !service.ports.is_empty() {
+        let ports = service
+            .ports
             .iter()
             .map(|port| {
-                let published = match &port["published"] {
-                    Value::String(text) => text
-                        .parse::<u64>()
-                        .with_context(|| format!("{name} publishes `{text}`"))?,
-                    Value::Number(number) => number.as_u64().unwrap_or_default(),
-                    _ => bail!("{name} publishes a port without a number"),
-                };
+                let published = port
+                    .published
+                    .as_deref()
+                    .with_context(|| format!("{name} publishes a port without a number"))?;
+                let published = published
+                    .parse::<u64>()
+                    .with_context(|| format!("{name} publishes `{published}`"))?;
                 Ok(json!({
-                    "target": port["target"],
+                    "target": port.target,
                     "published": published,
-                    "protocol": port.get("protocol").cloned().unwrap_or_else(|| "tcp".into()),
+                    "protocol": port.protocol.as_deref().unwrap_or("tcp"),
                     "mode": options.publish_mode,
                 }))
             })
@@ -167,13 +182,20 @@ fn service_of(
         out.entry("environment").or_insert_with(|| json!({}))["APP_DRAIN_SECONDS"] = "3".into();
         out.insert("stop_grace_period".into(), json!("15s"));
     }
-    out.insert("deploy".into(), deploy_of(name, service, settings, options));
+    let deploy = service
+        .other
+        .get("deploy")
+        .map(serde_json::to_value)
+        .transpose()?
+        .unwrap_or(Value::Null);
+    out.insert("deploy".into(), deploy_of(name, &deploy, settings, options));
     Ok(out.into())
 }
 
-fn deploy_of(name: &str, service: &Value, settings: &Settings, options: &Options) -> Value {
+/// `given`: the service's `deploy` in the model, of which its resources are kept.
+fn deploy_of(name: &str, given: &Value, settings: &Settings, options: &Options) -> Value {
     let mut deploy = Map::new();
-    if let Some(resources) = service["deploy"]
+    if let Some(resources) = given
         .get("resources")
         .filter(|resources| !resources.is_null())
     {
@@ -235,24 +257,12 @@ fn deploy_of(name: &str, service: &Value, settings: &Settings, options: &Options
     deploy.into()
 }
 
-/// A config's content as the model gives it: Compose's `$$` is a `$`.
-pub fn config_content(model: &Value, key: &str) -> anyhow::Result<String> {
-    let content = model["configs"][key]["content"]
-        .as_str()
-        .with_context(|| format!("the config `{key}` has no inline content"))?;
-    Ok(content.replace("$$", "$"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn model() -> Value {
-        serde_json::from_str(include_str!("../../tests/data/swarm/model.json")).unwrap()
-    }
-
-    fn settings() -> Settings {
-        serde_json::from_value(model()["x-xtask"].clone()).unwrap()
+    fn model() -> Model {
+        Model::parse(include_str!("../../tests/data/swarm/model.json")).unwrap()
     }
 
     fn options(services: &[&str]) -> Options {
@@ -284,7 +294,7 @@ mod tests {
 
     #[test]
     fn web_is_replicated_spread_updated_start_first_and_rolled_back_by_itself() {
-        let stack = stack_file(&model(), &settings(), &options(&["db", "proxy", "web"])).unwrap();
+        let stack = stack_file(&model(), &options(&["db", "proxy", "web"])).unwrap();
         let web = &stack["services"]["web"];
         assert_eq!(
             web["image"], "sha256:0a1b2c3d",
@@ -329,7 +339,7 @@ mod tests {
 
     #[test]
     fn the_database_stays_on_its_node_and_the_proxy_runs_on_every_one() {
-        let stack = stack_file(&model(), &settings(), &options(&["db", "proxy"])).unwrap();
+        let stack = stack_file(&model(), &options(&["db", "proxy"])).unwrap();
         assert!(
             stack["services"].get("web").is_none(),
             "the first phase leaves web alone"
@@ -366,7 +376,7 @@ mod tests {
 
     #[test]
     fn the_caddyfile_is_written_as_caddy_reads_it() {
-        let content = config_content(&model(), "caddyfile").unwrap();
+        let content = model().config_content("caddyfile").unwrap();
         assert!(content.contains("to {$UPSTREAMS}"), "{content}");
         assert!(!content.contains("$$"));
     }

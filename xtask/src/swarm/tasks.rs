@@ -1,25 +1,24 @@
-//! The steps of a swarm deploy that decide what to run only when they run: the app's image
-//! by its ID on the nodes, the stack file made with it, the migration job, and the check
-//! that web converged (or why not).
+//! The steps of a swarm's plans that find something out when they run: the app's image
+//! by its ID on the nodes (known once it is there), the migration job's end, whether web
+//! converged (or why not), the stack's containers gone. Each prints as the commands it
+//! runs, with what it finds in `<…>`.
 
-use std::{
-    fmt, thread,
-    time::{Duration, Instant},
-};
+use std::{fmt, time::Duration};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
 use xshell::Shell;
 
-use super::stackfile::{self, Options};
 use crate::{
-    docker::{Command, Engine, run},
+    docker::{Command, Engine, images, run},
     plan::Task,
-    stack::Settings,
+    poll::{Answer, Poll},
 };
 
-/// How often a job or a service is asked where it stands.
+/// How often a job, a service or a node is asked where it stands.
 const POLL: Duration = Duration::from_millis(500);
+/// How long the stack's containers may take to go once `stack rm` returns.
+const REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
 /// The label of web that names the release it runs (its image may be named by ID).
 pub const RELEASE_LABEL: &str = "travial.release";
 
@@ -39,12 +38,8 @@ impl AppImage {
         if !self.by_id {
             return Ok(self.reference.clone());
         }
-        let inspect =
-            self.manager
-                .docker(["image", "inspect", "--format", "{{.Id}}", &self.reference]);
-        let id = run::read(sh, &inspect)
-            .with_context(|| format!("{} has no image {}", self.manager, self.reference))?;
-        Ok(id.trim().to_owned())
+        images::id(sh, &self.manager, &self.reference)?
+            .with_context(|| format!("{} has no image {}", self.manager, self.reference))
     }
 }
 
@@ -57,14 +52,14 @@ impl fmt::Display for AppImage {
     }
 }
 
-/// `docker stack deploy` of a stack file made when it runs, with the app's image resolved.
+/// `docker stack deploy` of a stack file, with the app's image resolved when it runs.
 #[derive(Debug)]
 pub struct StackDeploy {
     /// The command, without its stdin.
     pub command: Command,
-    pub model: Value,
-    pub settings: Settings,
-    pub options: Options,
+    /// The stack file, but for web's image.
+    pub file: Value,
+    pub web_service: String,
     pub app: AppImage,
     pub done: String,
     /// The stack's name, for its tasks' states when it does not converge.
@@ -75,11 +70,10 @@ pub struct StackDeploy {
 
 impl Task for StackDeploy {
     fn run(&self, sh: &Shell) -> anyhow::Result<String> {
-        let options = Options {
-            web_image: self.app.resolve(sh)?,
-            ..self.options.clone()
-        };
-        let file = stackfile::stack_file(&self.model, &self.settings, &options)?;
+        let mut file = self.file.clone();
+        if let Some(web) = file["services"].get_mut(&self.web_service) {
+            web["image"] = Value::String(self.app.resolve(sh)?);
+        }
         let command = self
             .command
             .clone()
@@ -88,8 +82,9 @@ impl Task for StackDeploy {
             return Ok(self.done.clone());
         }
         let stack = &self.stack;
-        let tasks = run::read(
+        run::show(
             sh,
+            "the stack's tasks",
             &self.app.manager.docker([
                 "stack",
                 "ps",
@@ -100,9 +95,7 @@ impl Task for StackDeploy {
                 "{{.Name}}: {{.CurrentState}} {{.Error}}",
                 stack,
             ]),
-        )
-        .unwrap_or_default();
-        eprintln!("--- the stack's tasks:\n{tasks}---");
+        );
         bail!(
             "the services of {stack} did not converge within {} s (the tasks above say where they stand)",
             self.timeout.as_secs()
@@ -146,51 +139,52 @@ impl Task for Job {
         // A job left by a deploy that was stopped midway.
         let _ = run::probe(sh, &self.manager.docker(["service", "rm", &self.name]));
         run::act(sh, &self.create(&self.app.resolve(sh)?))?;
-        let started = Instant::now();
-        let state = loop {
-            let state = run::read(
-                sh,
-                &self.manager.docker([
-                    "service",
-                    "ps",
-                    "--no-trunc",
-                    "--format",
-                    "{{.CurrentState}}|{{.Error}}",
-                    &self.name,
-                ]),
-            )?;
+        let state = self.manager.docker([
+            "service",
+            "ps",
+            "--no-trunc",
+            "--format",
+            "{{.CurrentState}}|{{.Error}}",
+            &self.name,
+        ]);
+        let poll = Poll::new(
+            format!("the job {}", self.name),
+            format!("the job {}: not done", self.name),
+        )
+        .timeout(self.timeout)
+        .every(POLL);
+        let ended = poll.until(|| {
+            let state = run::read(sh, &state)?;
             let state = state.lines().next().unwrap_or_default().to_owned();
-            if ["Complete", "Failed", "Rejected"]
+            let ended = ["Complete", "Failed", "Rejected"]
                 .iter()
-                .any(|end| state.starts_with(end))
-            {
-                break state;
-            }
-            if started.elapsed() > self.timeout {
-                break format!("not done within {} s ({state})", self.timeout.as_secs());
-            }
-            thread::sleep(POLL);
-        };
-        let outcome = if state.starts_with("Complete") {
-            Ok(format!(
+                .any(|end| state.starts_with(end));
+            Ok(match ended {
+                true => Answer::Ready(state),
+                false => Answer::NotYet(state),
+            })
+        });
+        let outcome = match ended {
+            Ok(state) if state.starts_with("Complete") => Ok(format!(
                 "migrations applied by {}{}",
                 self.name,
                 self.manager.on()
-            ))
-        } else {
-            eprintln!("--- what went wrong, as the job's logs tell it:");
-            let _ = run::print(
-                sh,
-                &self
-                    .manager
-                    .docker(["service", "logs", "--raw", &self.name]),
-            );
-            eprintln!("---");
-            Err(anyhow::anyhow!(
-                "the job {}: {}",
-                self.name,
-                state.replace('|', " ")
-            ))
+            )),
+            ended => {
+                run::show(
+                    sh,
+                    "what went wrong, as the job's logs tell it",
+                    &self
+                        .manager
+                        .docker(["service", "logs", "--raw", &self.name]),
+                );
+                Err(match ended {
+                    Ok(state) => {
+                        anyhow::anyhow!("the job {}: {}", self.name, state.replace('|', " "))
+                    }
+                    Err(err) => err,
+                })
+            }
         };
         run::act(sh, &self.manager.docker(["service", "rm", &self.name]))?;
         // Swarm leaves a finished job's container behind once its service is gone.
@@ -248,8 +242,9 @@ impl Task for Converged {
             fields.next().unwrap_or_default(),
         );
         if state.starts_with("rollback") || state == "paused" || release != self.release {
-            let tasks = run::read(
+            run::show(
                 sh,
+                "the tasks that did not make it",
                 &self.manager.docker([
                     "service",
                     "ps",
@@ -260,9 +255,7 @@ impl Task for Converged {
                     "{{.Name}}: {{.CurrentState}} {{.Error}}",
                     &self.service,
                 ]),
-            )
-            .unwrap_or_default();
-            eprintln!("--- the tasks that did not make it:\n{tasks}---");
+            );
             bail!(
                 "{} was rolled back to {release}{}",
                 self.service,
@@ -300,5 +293,68 @@ impl fmt::Display for Converged {
             self.manager.docker(["service", "inspect", &self.service]),
             self.release
         )
+    }
+}
+
+/// Until no node has a container of the stack (a volume in use cannot be removed): Swarm
+/// removes its tasks' containers, but for the stopped ones it may leave, removed here.
+#[derive(Debug)]
+pub struct Gone {
+    pub project: String,
+    pub engines: Vec<Engine>,
+}
+
+impl Gone {
+    fn listing(&self, engine: &Engine) -> Command {
+        engine.docker([
+            "ps",
+            "--all",
+            "--format",
+            "{{.ID}} {{.State}}",
+            "--filter",
+            &format!("label=com.docker.stack.namespace={}", self.project),
+        ])
+    }
+}
+
+impl Task for Gone {
+    fn run(&self, sh: &Shell) -> anyhow::Result<String> {
+        for engine in &self.engines {
+            let poll = Poll::new(
+                format!("the containers of {} to leave {engine}", self.project),
+                format!("containers of {} are still on {engine}", self.project),
+            )
+            .timeout(REMOVAL_TIMEOUT)
+            .every(POLL);
+            poll.until(|| {
+                let listing = run::read(sh, &self.listing(engine))?;
+                if listing.trim().is_empty() {
+                    return Ok(Answer::Ready(()));
+                }
+                for (id, state) in listing.lines().filter_map(|line| line.split_once(' ')) {
+                    if state == "exited" || state == "created" || state == "dead" {
+                        let _ = run::probe(sh, &engine.docker(["rm", "--volumes", id]));
+                    }
+                }
+                Ok(Answer::NotYet(format!("{} left", listing.lines().count())))
+            })?;
+        }
+        Ok(format!("no container of {} is left", self.project))
+    }
+}
+
+impl fmt::Display for Gone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self
+            .engines
+            .iter()
+            .map(|engine| {
+                format!(
+                    "{}    # until empty, the stopped ones removed",
+                    self.listing(engine)
+                )
+            })
+            .collect();
+        f.write_str(&lines.join("\n"))
     }
 }

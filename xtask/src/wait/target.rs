@@ -2,6 +2,8 @@
 
 use std::{error::Error, fmt};
 
+use crate::address::HostPort;
+
 /// PostgreSQL's port when the URL gives none.
 const POSTGRES_PORT: u16 = 5432;
 /// The user of the startup message when the URL gives none: the official image's superuser.
@@ -67,7 +69,7 @@ impl Target {
             Some((userinfo, host_port)) => (Some(userinfo), host_port),
             None => (None, authority),
         };
-        let (host, port) = split_host_port(host_port).map_err(bad)?;
+        let HostPort { host, port } = HostPort::parse(host_port).map_err(bad)?;
         match scheme.as_str() {
             "http" | "https" => {
                 if scheme == "https" && !cfg!(feature = "tls") {
@@ -114,60 +116,22 @@ impl Target {
     }
 }
 
-/// `host`, `host:port`, `[v6]` or `[v6]:port`; the host comes back without brackets.
-fn split_host_port(text: &str) -> Result<(String, Option<u16>), String> {
-    let (host, port) = match text.strip_prefix('[') {
-        Some(bracketed) => {
-            let (host, after) = bracketed
-                .split_once(']')
-                .ok_or("an IPv6 address lacks its closing `]`")?;
-            let port = match after {
-                "" => None,
-                after => Some(
-                    after
-                        .strip_prefix(':')
-                        .ok_or("junk after the IPv6 address")?,
-                ),
-            };
-            (host, port)
-        }
-        None => match text.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
-        },
-    };
-    if host.is_empty() {
-        return Err("no host".into());
-    }
-    let port = port
-        .map(|port| match port.parse::<u16>() {
-            Ok(0) | Err(_) => Err(format!("bad port `{port}`: expected 1 to 65535")),
-            Ok(port) => Ok(port),
-        })
-        .transpose()?;
-    Ok((host.to_owned(), port))
-}
-
 /// How the target appears in progress and failure lines: `postgres 127.0.0.1:5432`.
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Target::Postgres { host, port, .. } => write!(f, "postgres {}", Address(host, *port)),
+            Target::Postgres { host, port, .. } => write!(f, "postgres {}", address(host, *port)),
             Target::Http { url } => f.write_str(url),
-            Target::Tcp { host, port } => write!(f, "tcp {}", Address(host, *port)),
+            Target::Tcp { host, port } => write!(f, "tcp {}", address(host, *port)),
         }
     }
 }
 
 /// `host:port`, with an IPv6 host in brackets.
-struct Address<'a>(&'a str, u16);
-
-impl fmt::Display for Address<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.contains(':') {
-            true => write!(f, "[{}]:{}", self.0, self.1),
-            false => write!(f, "{}:{}", self.0, self.1),
-        }
+fn address(host: &str, port: u16) -> HostPort {
+    HostPort {
+        host: host.to_owned(),
+        port: Some(port),
     }
 }
 
