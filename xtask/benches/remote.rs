@@ -12,7 +12,7 @@
 
 // What the end-to-end tests use, of which this benchmark needs a part.
 #[allow(dead_code)]
-#[path = "../tests/e2e/hosts.rs"]
+#[path = "../tests/suite/e2e/hosts.rs"]
 mod hosts;
 mod support;
 

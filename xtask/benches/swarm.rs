@@ -14,10 +14,10 @@
 //! give them), DNS round robin and host-mode ports (no IPVS here). Needs root.
 
 #[allow(dead_code)]
-#[path = "../tests/e2e/hosts.rs"]
+#[path = "../tests/suite/e2e/hosts.rs"]
 mod hosts;
 #[allow(dead_code)]
-#[path = "../tests/e2e/load.rs"]
+#[path = "../tests/suite/e2e/load.rs"]
 mod load;
 mod support;
 

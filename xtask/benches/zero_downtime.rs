@@ -9,7 +9,7 @@
 //! where the proxy restarts). For each: the time it takes and the requests lost.
 
 #[allow(dead_code)]
-#[path = "../tests/e2e/load.rs"]
+#[path = "../tests/suite/e2e/load.rs"]
 mod load;
 mod support;
 

@@ -40,11 +40,20 @@ impl Needs {
         build: false,
     };
 
-    /// An engine unless only printing; the builder if building.
-    pub fn acting(dry_run: bool, build: bool) -> Needs {
+    /// What a command that changes something needs: an engine, unless it only prints its
+    /// plan (`--dry-run`).
+    pub fn to_act(dry_run: bool) -> Needs {
         Needs {
             engine: !dry_run,
-            build,
+            build: false,
+        }
+    }
+
+    /// And what `docker compose build` needs.
+    pub fn and_build(self) -> Needs {
+        Needs {
+            build: true,
+            ..self
         }
     }
 }

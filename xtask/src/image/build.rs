@@ -19,11 +19,15 @@ pub fn run(sh: &Shell, args: &BuildArgs) -> anyhow::Result<()> {
     for tag in &args.tags {
         validate_tag(tag)?;
     }
-    docker::preflight(sh, &Engine::Local, Needs::acting(args.dry_run, true))?;
+    docker::preflight(sh, &Engine::Local, Needs::to_act(args.dry_run).and_build())?;
     let image = Image::from_compose(sh)?;
     let source = Source::read(sh)?;
     let tags = tag_set(&source.version, &source.revision, &args.tags);
-    let steps = plan(&image, &source, &tags, args.no_cache)?;
+    let cache = match args.no_cache {
+        true => Cache::Ignore,
+        false => Cache::Use,
+    };
+    let steps = plan(&image, &source, &tags, cache)?;
     if args.dry_run {
         plan::print(&steps);
         return Ok(());
@@ -32,12 +36,19 @@ pub fn run(sh: &Shell, args: &BuildArgs) -> anyhow::Result<()> {
     print_summary(sh, &image.repository, &tags)
 }
 
+/// Whether a build may take its layers from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    Use,
+    Ignore,
+}
+
 /// `docker compose build` with the first tag, then `docker tag` for the others (instant).
 pub fn plan(
     image: &Image,
     source: &Source,
     tags: &[String],
-    no_cache: bool,
+    cache: Cache,
 ) -> anyhow::Result<Vec<Step>> {
     validate_repository(&image.repository)?;
     for tag in tags {
@@ -45,7 +56,7 @@ pub fn plan(
     }
     let (first, others) = tags.split_first().context("no tag to build")?;
     let mut args = vec!["build".to_owned()];
-    if no_cache {
+    if cache == Cache::Ignore {
         args.push("--no-cache".to_owned());
     }
     for (name, value) in [
@@ -132,7 +143,7 @@ mod tests {
     #[test]
     fn the_build_goes_through_compose_then_tags_locally() {
         let tags = tag_set("1.4.2", &source().revision, &[]);
-        let lines: Vec<String> = plan(&image(), &source(), &tags, false)
+        let lines: Vec<String> = plan(&image(), &source(), &tags, Cache::Use)
             .unwrap()
             .iter()
             .map(ToString::to_string)
@@ -155,9 +166,9 @@ mod tests {
     #[test]
     fn no_cache_is_passed_on_and_bad_tags_stop_the_plan() {
         let tags = vec!["0a1b2c3".to_owned()];
-        let plan = plan(&image(), &source(), &tags, true).unwrap();
+        let plan = plan(&image(), &source(), &tags, Cache::Ignore).unwrap();
         assert!(plan[0].to_string().contains(" build --no-cache "));
         let bad = vec!["0a1b2c3".to_owned(), "no/slash".to_owned()];
-        assert!(super::plan(&image(), &source(), &bad, false).is_err());
+        assert!(super::plan(&image(), &source(), &bad, Cache::Use).is_err());
     }
 }

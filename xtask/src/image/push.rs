@@ -26,7 +26,7 @@ pub struct Login {
 }
 
 pub fn run(sh: &Shell, args: &PushArgs) -> anyhow::Result<()> {
-    docker::preflight(sh, &Engine::Local, Needs::acting(args.dry_run, false))?;
+    docker::preflight(sh, &Engine::Local, Needs::to_act(args.dry_run))?;
     let image = Image::from_compose(sh)?;
     let repo = args
         .repo
@@ -45,11 +45,15 @@ pub fn run(sh: &Shell, args: &PushArgs) -> anyhow::Result<()> {
     let login = login_from_env(registry_of(&target))?;
     let built =
         !args.dry_run && images::has(sh, &Engine::Local, &image.reference(&tags[0]).to_string())?;
-    if !built && !args.dry_run {
+    let here = match built {
+        true => Here::Built,
+        false => Here::Missing,
+    };
+    if here == Here::Missing && !args.dry_run {
         // A missing image is built first: that needs what a build needs.
-        docker::preflight(sh, &Engine::Local, Needs::acting(false, true))?;
+        docker::preflight(sh, &Engine::Local, Needs::ENGINE.and_build())?;
     }
-    let steps = plan(&image, &source, &tags, &target, login, built)?;
+    let steps = plan(&image, &source, &tags, &target, login, here)?;
     if args.dry_run {
         plan::print(&steps);
         return Ok(());
@@ -63,17 +67,24 @@ pub fn run(sh: &Shell, args: &PushArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the image to push is here already (a dry run does not look: it shows the build).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Here {
+    Built,
+    Missing,
+}
+
 fn plan(
     image: &Image,
     source: &Source,
     tags: &[String],
     target: &str,
     login: Option<Login>,
-    built: bool,
+    here: Here,
 ) -> anyhow::Result<Vec<Step>> {
     let mut steps: Vec<Step> = Vec::new();
-    if !built {
-        steps.extend(build::plan(image, source, tags, false)?);
+    if here == Here::Missing {
+        steps.extend(build::plan(image, source, tags, build::Cache::Use)?);
     }
     steps.extend(publish(image, tags, target, login));
     Ok(steps)
@@ -233,7 +244,7 @@ mod tests {
             &tags,
             "127.0.0.1:5000/travial/app",
             Some(login),
-            true,
+            Here::Built,
         )
         .unwrap();
         let lines: Vec<String> = steps.iter().map(ToString::to_string).collect();
@@ -254,7 +265,7 @@ mod tests {
     fn a_missing_image_is_built_first() {
         let (image, source) = image_and_source();
         let tags = vec!["abc1234".to_owned()];
-        let steps = plan(&image, &source, &tags, "travial/app", None, false).unwrap();
+        let steps = plan(&image, &source, &tags, "travial/app", None, Here::Missing).unwrap();
         assert!(
             steps[0].to_string().contains("docker compose"),
             "{}",

@@ -12,7 +12,7 @@ use xshell::Shell;
 use super::{
     apt_source::{KEYRING, SOURCES, SOURCES_DIR, SOURCES_LIST},
     group::{self, GroupTarget},
-    machine::Machine,
+    machine::{Machine, Privilege},
     os_release::OsRelease,
     plan,
 };
@@ -61,7 +61,7 @@ pub fn gather(sh: &Shell, machine: &Machine, asked: &Asked) -> anyhow::Result<Fa
     let os = read_os_release(sh, machine)?;
     let root = is_root(sh, machine)?;
     let me = machine
-        .read_command(sh, &Command::new("id", ["-un"]), false)
+        .read_command(sh, &Command::new("id", ["-un"]), Privilege::User)
         .unwrap_or_default()
         .trim()
         .to_owned();
@@ -75,7 +75,11 @@ pub fn gather(sh: &Shell, machine: &Machine, asked: &Asked) -> anyhow::Result<Fa
         }
     }
     let docker_group =
-        machine.output(sh, &Command::new("getent", ["group", group::GROUP]), false)?;
+        machine.output(
+            sh,
+            &Command::new("getent", ["group", group::GROUP]),
+            Privilege::User,
+        )?;
     let docker_group = docker_group
         .status
         .success()
@@ -87,7 +91,7 @@ pub fn gather(sh: &Shell, machine: &Machine, asked: &Asked) -> anyhow::Result<Fa
             .output(
                 sh,
                 &Command::new("systemctl", ["is-enabled", "docker"]),
-                false,
+                Privilege::User,
             )
             .is_ok_and(|state| String::from_utf8_lossy(&state.stdout).trim() == "enabled");
     let mut files = BTreeMap::new();
@@ -115,7 +119,7 @@ pub fn gather(sh: &Shell, machine: &Machine, asked: &Asked) -> anyhow::Result<Fa
 fn daemon_answers(sh: &Shell, machine: &Machine) -> anyhow::Result<bool> {
     let info = machine.command(
         &Command::docker(["info", "--format", "{{.ServerVersion}}"]),
-        false,
+        Privilege::User,
     );
     // No docker at all (it cannot even start) is no daemon either.
     let answer = run::probe_within(sh, &info, docker::preflight::DAEMON_ANSWER_TIMEOUT);
@@ -132,9 +136,9 @@ fn docker_works(sh: &Shell, machine: &Machine) -> anyhow::Result<bool> {
     let compose = machine.output(
         sh,
         &Command::docker(["compose", "version", "--short"]),
-        true,
+        Privilege::Root,
     )?;
-    let info = machine.output(sh, &Command::docker(["info"]), true)?;
+    let info = machine.output(sh, &Command::docker(["info"]), Privilege::Root)?;
     let compose_version =
         docker::preflight::Version::parse(&String::from_utf8_lossy(&compose.stdout));
     Ok(compose.status.success()
@@ -169,7 +173,7 @@ pub fn is_root(sh: &Shell, machine: &Machine) -> anyhow::Result<bool> {
     match from_proc {
         Some(root) => Ok(root),
         None => Ok(machine
-            .read_command(sh, &Command::new("id", ["-u"]), false)?
+            .read_command(sh, &Command::new("id", ["-u"]), Privilege::User)?
             .trim()
             == "0"),
     }
@@ -177,7 +181,7 @@ pub fn is_root(sh: &Shell, machine: &Machine) -> anyhow::Result<bool> {
 
 fn architecture(sh: &Shell, machine: &Machine) -> String {
     machine
-        .read_command(sh, &Command::new("dpkg", ["--print-architecture"]), false)
+        .read_command(sh, &Command::new("dpkg", ["--print-architecture"]), Privilege::User)
         .ok()
         .map(|arch| arch.trim().to_owned())
         .filter(|arch| !arch.is_empty())
@@ -197,7 +201,7 @@ fn architecture(sh: &Shell, machine: &Machine) -> String {
 fn installed(sh: &Shell, machine: &Machine, packages: &[&str]) -> anyhow::Result<BTreeSet<String>> {
     let mut args = vec!["-W", "-f", "${Package} ${db:Status-Abbrev}\n"];
     args.extend(packages);
-    let listing = machine.output(sh, &Command::new("dpkg-query", args), false)?;
+    let listing = machine.output(sh, &Command::new("dpkg-query", args), Privilege::User)?;
     Ok(installed_from(&String::from_utf8_lossy(&listing.stdout)))
 }
 
@@ -223,15 +227,15 @@ fn detect_init(sh: &Shell, machine: &Machine) -> anyhow::Result<Init> {
                     .any(|var| var.starts_with(b"container="))
             }),
     };
-    let in_container = machine.exists(sh, "/.dockerenv", false)?
-        || machine.exists(sh, "/run/.containerenv", false)?
+    let in_container = machine.exists(sh, "/.dockerenv")?
+        || machine.exists(sh, "/run/.containerenv")?
         || container_variable;
-    Ok(if machine.exists(sh, "/run/systemd/system", true)? {
+    Ok(if machine.is_dir(sh, "/run/systemd/system")? {
         Init::Systemd
     } else if in_container {
         Init::Container
-    } else if machine.exists(sh, "/usr/sbin/service", false)?
-        || machine.exists(sh, "/sbin/service", false)?
+    } else if machine.exists(sh, "/usr/sbin/service")?
+        || machine.exists(sh, "/sbin/service")?
     {
         Init::Service
     } else {

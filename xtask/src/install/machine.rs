@@ -16,6 +16,13 @@ use crate::{
 
 const SSH_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Whether a command runs as the login user or as root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    User,
+    Root,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Machine {
     Here,
@@ -29,14 +36,14 @@ impl Machine {
             host: host.clone(),
             root: true,
         };
-        let uid = probe.read_command(sh, &Command::new("id", ["-u"]), false)?;
+        let uid = probe.read_command(sh, &Command::new("id", ["-u"]), Privilege::User)?;
         let root = uid.trim() == "0";
         let machine = Machine::Ssh { host, root };
         if !root {
             let sudo = machine.output(
                 sh,
                 &Command::new("sudo", ["--non-interactive", "true"]),
-                false,
+                Privilege::User,
             )?;
             if !sudo.status.success() {
                 bail!(
@@ -64,14 +71,14 @@ impl Machine {
         }
     }
 
-    /// The command as it runs on the machine, as root when `as_root` (through sudo over SSH
-    /// unless the login is root; here the xtask itself runs as root for the steps).
-    pub fn command(&self, command: &Command, as_root: bool) -> Command {
+    /// The command as it runs on the machine, as root with `Privilege::Root` (through sudo
+    /// over SSH unless the login is root; here the xtask itself runs as root for the steps).
+    pub fn command(&self, command: &Command, privilege: Privilege) -> Command {
         let Machine::Ssh { host, root } = self else {
             return command.clone();
         };
         let mut remote: Vec<String> = Vec::new();
-        if as_root && !root {
+        if privilege == Privilege::Root && !root {
             remote.extend(["sudo", "--non-interactive", "--"].map(String::from));
         }
         if !command.env.is_empty() {
@@ -93,8 +100,13 @@ impl Machine {
 
     /// What a command printed and its status, unchecked; over SSH, a failure to connect or
     /// to log in is an error of its own, with its fix.
-    pub fn output(&self, sh: &Shell, command: &Command, as_root: bool) -> anyhow::Result<Output> {
-        let command = self.command(command, as_root);
+    pub fn output(
+        &self,
+        sh: &Shell,
+        command: &Command,
+        privilege: Privilege,
+    ) -> anyhow::Result<Output> {
+        let command = self.command(command, privilege);
         if self.is_here() {
             return run::probe(sh, &command);
         }
@@ -127,9 +139,9 @@ impl Machine {
         &self,
         sh: &Shell,
         command: &Command,
-        as_root: bool,
+        privilege: Privilege,
     ) -> anyhow::Result<String> {
-        let output = self.output(sh, command, as_root)?;
+        let output = self.output(sh, command, privilege)?;
         if !output.status.success() {
             bail!(
                 "`{command}` failed on {self}: {}",
@@ -142,7 +154,7 @@ impl Machine {
 
     /// Whether a command succeeds there (as the login).
     pub fn succeeds(&self, sh: &Shell, command: &Command) -> anyhow::Result<bool> {
-        Ok(self.output(sh, command, false)?.status.success())
+        Ok(self.output(sh, command, Privilege::User)?.status.success())
     }
 
     /// A file's content, `None` when it is not there (or not readable).
@@ -150,7 +162,7 @@ impl Machine {
         if self.is_here() {
             return Ok(std::fs::read(path).ok());
         }
-        let output = self.output(sh, &Command::new("cat", ["--", path]), false)?;
+        let output = self.output(sh, &Command::new("cat", ["--", path]), Privilege::User)?;
         Ok(output.status.success().then_some(output.stdout))
     }
 
@@ -164,7 +176,7 @@ impl Machine {
                 .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
                 .collect());
         }
-        let listing = self.output(sh, &Command::new("ls", ["-1A", "--", dir]), false)?;
+        let listing = self.output(sh, &Command::new("ls", ["-1A", "--", dir]), Privilege::User)?;
         Ok(String::from_utf8_lossy(&listing.stdout)
             .lines()
             .map(str::to_owned)
@@ -172,17 +184,18 @@ impl Machine {
     }
 
     /// Whether `path` exists (a directory, if `directory`).
-    pub fn exists(&self, sh: &Shell, path: &str, directory: bool) -> anyhow::Result<bool> {
+    pub fn exists(&self, sh: &Shell, path: &str) -> anyhow::Result<bool> {
         if self.is_here() {
-            let path = Path::new(path);
-            return Ok(if directory {
-                path.is_dir()
-            } else {
-                path.exists()
-            });
+            return Ok(Path::new(path).exists());
         }
-        let test = if directory { "-d" } else { "-e" };
-        self.succeeds(sh, &Command::new("test", [test, path]))
+        self.succeeds(sh, &Command::new("test", ["-e", path]))
+    }
+
+    pub fn is_dir(&self, sh: &Shell, path: &str) -> anyhow::Result<bool> {
+        if self.is_here() {
+            return Ok(Path::new(path).is_dir());
+        }
+        self.succeeds(sh, &Command::new("test", ["-d", path]))
     }
 
     /// A variable of the xtask's own environment: meaningful here only (SUDO_USER).
@@ -198,9 +211,9 @@ impl Machine {
         let on = format!(" on {self}");
         let mut remote = step.clone();
         remote.action = match &step.action {
-            Action::Run(command) => Action::Run(self.command(command, true)),
+            Action::Run(command) => Action::Run(self.command(command, Privilege::Root)),
             Action::AwaitEngine { probe, timeout } => Action::AwaitEngine {
-                probe: self.command(probe, true),
+                probe: self.command(probe, Privilege::Root),
                 timeout: *timeout,
             },
             Action::Write {
@@ -219,11 +232,14 @@ impl Machine {
                 )
                 .stdin_content(path, bytes);
                 remote.done = format!("wrote {path}");
-                Action::Run(self.command(&install, true))
+                Action::Run(self.command(&install, Privilege::Root))
             }
             Action::Remove { path, reason } => {
                 remote.done = format!("removed {path} ({reason})");
-                Action::Run(self.command(&Command::new("rm", ["-f", "--", path]), true))
+                Action::Run(self.command(
+                    &Command::new("rm", ["-f", "--", path]),
+                    Privilege::Root,
+                ))
             }
             other => other.clone(),
         };

@@ -62,7 +62,10 @@ impl DeployArgs {
 
 pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
     let options = args.options();
-    let needs = Needs::acting(args.dry_run, options.build == Build::Image);
+    let needs = match options.build {
+        Build::Image => Needs::to_act(args.dry_run).and_build(),
+        Build::Skip => Needs::to_act(args.dry_run),
+    };
     let (stack, model) = open(sh, &args.env, needs)?;
     let stack = stack.with_resolved_secrets(sh, &model, args.secrets.file.as_deref())?;
     let release = Release::choose(sh, &stack, &model, &args.wanted())?;

@@ -15,7 +15,7 @@ use crate::{
 };
 
 pub fn run(sh: &Shell, args: &DownArgs) -> anyhow::Result<()> {
-    let (stack, model) = open(sh, &args.env, Needs::acting(args.dry_run, false))?;
+    let (stack, model) = open(sh, &args.env, Needs::to_act(args.dry_run))?;
     let volumes = match args.volumes {
         true => Volumes::Remove,
         false => Volumes::Keep,

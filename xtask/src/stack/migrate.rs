@@ -11,7 +11,7 @@ use super::{
 use crate::{cli::MigrateArgs, docker::Needs, interrupt, plan, swarm};
 
 pub fn run(sh: &Shell, args: &MigrateArgs) -> anyhow::Result<()> {
-    let (stack, model) = open(sh, &args.env, Needs::acting(args.dry_run, false))?;
+    let (stack, model) = open(sh, &args.env, Needs::to_act(args.dry_run))?;
     let stack = stack.with_resolved_secrets(sh, &model, args.secrets.file.as_deref())?;
     let wanted = Wanted {
         build: Build::Skip,

@@ -103,7 +103,7 @@ impl Release {
                 .source
                 .as_ref()
                 .context("a build needs the source's revision: choose the release with build")?;
-            steps.extend(build::plan(&self.image, source, &tags, false)?);
+            steps.extend(build::plan(&self.image, source, &tags, build::Cache::Use)?);
         }
         match &self.registry {
             Some(registry) => {

@@ -4,9 +4,9 @@
 //! logs and down work there, nothing runs on this machine's engine, and a changed host key
 //! is refused.
 
-mod e2e;
+use crate::e2e;
 
-use e2e::{Sandbox, assert_success, exclusive, hosts::Hosts, http, stderr};
+use crate::e2e::{Sandbox, assert_success, exclusive, hosts::Hosts, http, stderr};
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

@@ -1,7 +1,7 @@
 //! `cargo xtask build` and `cargo xtask push` end to end: the real engine and the real
 //! registry (Debian's docker-registry with htpasswd authentication) that `.ci/docker` starts.
 
-mod e2e;
+use crate::e2e;
 
 use std::{
     process::{Command, Output, Stdio},
@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use e2e::{DockerConfig, Sandbox, assert_success, exclusive, http, setting, stderr};
+use crate::e2e::{DockerConfig, Sandbox, assert_success, exclusive, http, setting, stderr};
 
 fn registry_password() -> String {
     let file = setting("TEST_REGISTRY_PASSWORD_FILE");

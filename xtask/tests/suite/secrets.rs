@@ -4,7 +4,7 @@
 //! as a role that may not change the schema. And the commands that only look at or stop a
 //! stack need no secret at all.
 
-mod e2e;
+use crate::e2e;
 
 use std::{
     process::Command,
@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use e2e::{Sandbox, assert_success, exclusive, http, stderr};
+use crate::e2e::{Sandbox, assert_success, exclusive, http, stderr};
 
 const PASSWORD: &str = "p@ss/w:rd %41?#x y'z";
 const APP_PASSWORD: &str = "app p@ss/w:rd %41?#x";

@@ -4,7 +4,7 @@
 //! machine itself. Without Docker or the image the tests fail, saying
 //! what to run; they do not skip.
 
-mod e2e;
+use crate::e2e;
 
 use std::process::{Command, Output, Stdio};
 

@@ -4,7 +4,7 @@
 //! lose no request; a second deploy is refused at once, naming the lock; Ctrl-C releases
 //! it; and with a domain, Caddy serves HTTPS with a certificate of its own (`tls internal`).
 
-mod e2e;
+use crate::e2e;
 
 use std::{
     process::Command,
@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use e2e::{Running, Sandbox, assert_success, build, exclusive, http, image, load::Load, stderr};
+use crate::e2e::{Running, Sandbox, assert_success, build, exclusive, http, image, load::Load, stderr};
 
 fn prod(name: &str) -> Sandbox {
     let mut sandbox = Sandbox::new(name);

@@ -1,6 +1,6 @@
 //! `cargo xtask deploy` end to end, on the real engine with the stand-in images.
 
-mod e2e;
+use crate::e2e;
 
 use std::{
     net::TcpListener,
@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use e2e::{Running, Sandbox, assert_success, exclusive, http, stderr};
+use crate::e2e::{Running, Sandbox, assert_success, exclusive, http, stderr};
 
 const PLAYER: &str = r#"{"name":"ann","city":"Rome","birthdate":"1990-05-17"}"#;
 

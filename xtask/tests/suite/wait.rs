@@ -2,7 +2,7 @@
 //! package (compared with `pg_isready` at the same moment), and small std servers for HTTP,
 //! TCP and the starting-up answer a real server only gives for instants.
 
-#[path = "../../app/tests/support/cluster.rs"]
+#[path = "../../../app/tests/support/cluster.rs"]
 mod cluster;
 
 use std::{

@@ -3,11 +3,11 @@
 //! the real client: v5 itself cannot be installed here. v5 builds only through buildx bake,
 //! so a build without buildx 0.17 or later is refused before anything starts.
 
-mod e2e;
+use crate::e2e;
 
 use std::{os::unix::fs::PermissionsExt, path::PathBuf, process::Command};
 
-use e2e::{Sandbox, assert_success, exclusive, http, stderr};
+use crate::e2e::{Sandbox, assert_success, exclusive, http, stderr};
 
 /// A folder with the `docker` wrapper, removed when dropped.
 struct DockerV5(PathBuf);
