@@ -74,12 +74,11 @@ pub fn gather(sh: &Shell, machine: &Machine, asked: &Asked) -> anyhow::Result<Fa
             );
         }
     }
-    let docker_group =
-        machine.output(
-            sh,
-            &Command::new("getent", ["group", group::GROUP]),
-            Privilege::User,
-        )?;
+    let docker_group = machine.output(
+        sh,
+        &Command::new("getent", ["group", group::GROUP]),
+        Privilege::User,
+    )?;
     let docker_group = docker_group
         .status
         .success()
@@ -181,7 +180,11 @@ pub fn is_root(sh: &Shell, machine: &Machine) -> anyhow::Result<bool> {
 
 fn architecture(sh: &Shell, machine: &Machine) -> String {
     machine
-        .read_command(sh, &Command::new("dpkg", ["--print-architecture"]), Privilege::User)
+        .read_command(
+            sh,
+            &Command::new("dpkg", ["--print-architecture"]),
+            Privilege::User,
+        )
         .ok()
         .map(|arch| arch.trim().to_owned())
         .filter(|arch| !arch.is_empty())
@@ -234,9 +237,7 @@ fn detect_init(sh: &Shell, machine: &Machine) -> anyhow::Result<Init> {
         Init::Systemd
     } else if in_container {
         Init::Container
-    } else if machine.exists(sh, "/usr/sbin/service")?
-        || machine.exists(sh, "/sbin/service")?
-    {
+    } else if machine.exists(sh, "/usr/sbin/service")? || machine.exists(sh, "/sbin/service")? {
         Init::Service
     } else {
         Init::Unknown

@@ -236,10 +236,7 @@ impl Machine {
             }
             Action::Remove { path, reason } => {
                 remote.done = format!("removed {path} ({reason})");
-                Action::Run(self.command(
-                    &Command::new("rm", ["-f", "--", path]),
-                    Privilege::Root,
-                ))
+                Action::Run(self.command(&Command::new("rm", ["-f", "--", path]), Privilege::Root))
             }
             other => other.clone(),
         };

@@ -79,9 +79,7 @@ impl<'a> Plan<'a> {
     }
 
     pub fn deploy(&self, release: &Release, build: Build) -> anyhow::Result<Vec<Step>> {
-        let mut steps = self.image_steps(release, build)?;
-        let objects = objects::plan(self.stack, self.manager, self.model, self.facts)?;
-        steps.extend(objects.steps.iter().cloned());
+        let (mut steps, objects) = self.image_and_objects(release, build)?;
         steps.push(self.stack_deploy(&objects, release, Phase::AllButWeb)?);
         steps.push(self.migrations(&objects, release)?);
         steps.push(self.stack_deploy(&objects, release, Phase::All)?);
@@ -90,9 +88,7 @@ impl<'a> Plan<'a> {
     }
 
     pub fn rollback(&self, release: &Release) -> anyhow::Result<Vec<Step>> {
-        let mut steps = self.image_steps(release, Build::Skip)?;
-        let objects = objects::plan(self.stack, self.manager, self.model, self.facts)?;
-        steps.extend(objects.steps.iter().cloned());
+        let (mut steps, objects) = self.image_and_objects(release, Build::Skip)?;
         steps.push(self.stack_deploy(&objects, release, Phase::All)?);
         steps.push(self.converged(release));
         Ok(steps)
@@ -100,13 +96,23 @@ impl<'a> Plan<'a> {
 
     /// The database up if need be, then the migration job: web is left as it is.
     pub fn migrate(&self, release: &Release) -> anyhow::Result<Vec<Step>> {
-        let mut steps = self.image_steps(release, Build::Skip)?;
-        let objects = objects::plan(self.stack, self.manager, self.model, self.facts)?;
-        steps.extend(objects.steps.iter().cloned());
+        let (mut steps, objects) = self.image_and_objects(release, Build::Skip)?;
         let db = self.model.xtask.db_service.as_str();
         steps.push(self.stack_deploy(&objects, release, Phase::Only(db))?);
         steps.push(self.migrations(&objects, release)?);
         Ok(steps)
+    }
+
+    /// The image on every node, then the secrets and configs the swarm lacks.
+    fn image_and_objects(
+        &self,
+        release: &Release,
+        build: Build,
+    ) -> anyhow::Result<(Vec<Step>, Objects)> {
+        let mut steps = self.image_steps(release, build)?;
+        let objects = objects::plan(self.stack, self.manager, self.model, self.facts)?;
+        steps.extend(objects.steps.iter().cloned());
+        Ok((steps, objects))
     }
 
     /// Built here, then brought to every node: by the registry (the nodes pull with the

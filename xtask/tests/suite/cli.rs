@@ -1,6 +1,6 @@
 //! The command line as users meet it: `--help`, the error lines of the common mistakes
 //! (compared with the committed files in tests/snapshots/, so a change of wording is a
-//! reviewed change: `UPDATE_SNAPSHOTS=1 cargo test -p xtask --test cli` rewrites them), the
+//! reviewed change: `UPDATE_SNAPSHOTS=1 cargo test -p xtask --test suite cli::` rewrites them), the
 //! completion scripts, driven in a real bash, and `--quiet`/`--verbose`.
 //!
 //! No Docker daemon is needed here; the docker client is, for the daemon-down case.

@@ -64,7 +64,9 @@ struct Shared {
 
 fn cluster() -> Shared {
     let one_at_a_time = exclusive();
-    let mut cluster = CLUSTER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut cluster = CLUSTER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if cluster.is_none() {
         let made = std::panic::catch_unwind(Cluster::start).map_err(|panic| {
             panic
@@ -148,7 +150,14 @@ impl Cluster {
         let (manager, worker) = (hosts.hosts[0].url(), hosts.hosts[1].url());
         let first_init = sandbox.xtask(&["swarm", "init", &manager, &worker]);
         assert_success(&first_init, "swarm init");
-        let first_deploy = sandbox.xtask(&["deploy", "prod", "--swarm", "--host", &manager, "--no-build"]);
+        let first_deploy = sandbox.xtask(&[
+            "deploy",
+            "prod",
+            "--swarm",
+            "--host",
+            &manager,
+            "--no-build",
+        ]);
         assert_success(&first_deploy, "the first swarm deploy");
         let cluster = Cluster {
             hosts,
@@ -225,6 +234,16 @@ impl Cluster {
         assert!(status == 201 || status == 409, "{status} {body}");
     }
 
+    /// The player, asked through `host`'s proxy: its status and body.
+    fn player_through(&self, host: &Host) -> (u16, String) {
+        http(
+            "GET",
+            &format!("{}/api/players/ann", self.url_of(host)),
+            None,
+        )
+        .unwrap()
+    }
+
     /// How many of the service's tasks run on `host`'s engine.
     fn tasks_on(&self, host: &Host) -> usize {
         let filter = format!("label=com.docker.swarm.service.name={}", self.web());
@@ -252,10 +271,11 @@ impl Cluster {
     fn web_release(&self) -> String {
         let format =
             "{{index .Spec.Labels \"travial.release\"}} {{.Spec.TaskTemplate.ContainerSpec.Image}}";
-        let spec = text(
-            self.manager()
-                .docker(&["service", "inspect", "--format", format, &self.web()]),
-        );
+        let spec =
+            text(
+                self.manager()
+                    .docker(&["service", "inspect", "--format", format, &self.web()]),
+            );
         let (release, image) = spec.split_once(' ').unwrap();
         let here = Command::new("docker")
             .args(["image", "inspect", "--format", "{{.Id}}", release])
@@ -343,13 +363,8 @@ fn a_first_deploy_sends_the_image_to_both_nodes_and_each_node_serves() {
     // one node is read through the other.
     cluster.deployed(e2e::APP_TAG);
     assert_eq!(cluster.placement(), (1, 1));
-    let read = http(
-        "GET",
-        &format!("{}/api/players/ann", cluster.url_of(worker)),
-        None,
-    )
-    .unwrap();
-    assert_eq!(read.0, 200, "{}", read.1);
+    let (status, body) = cluster.player_through(worker);
+    assert_eq!(status, 200, "{}", body);
     assert_eq!(
         cluster.sandbox.resources("prod"),
         Vec::<String>::new(),
@@ -394,7 +409,10 @@ fn status_and_logs_through_the_environments_defaults() {
     let logged = tasks.len();
     tasks.sort();
     tasks.dedup();
-    assert!(logged >= 2 && tasks.len() == logged, "one per task:\n{lines}");
+    assert!(
+        logged >= 2 && tasks.len() == logged,
+        "one per task:\n{lines}"
+    );
 }
 
 #[test]
@@ -407,13 +425,7 @@ fn a_new_image_rolls_out_one_task_at_a_time_losing_no_request() {
     assert_success(&redeploy, "the redeploy with a new image");
     let results = load.finish();
     assert_eq!(cluster.web_release(), reference("swarm-2"));
-    assert!(results.rate() > 50.0, "{results:?}");
-    assert_eq!(
-        results.failures,
-        [],
-        "requests lost out of {}",
-        results.sent
-    );
+    results.assert_nothing_lost();
 }
 
 #[test]
@@ -438,16 +450,14 @@ fn an_image_that_never_gets_healthy_is_rolled_back_by_swarm_and_the_old_keeps_se
         "the failed tasks are not shown:\n{log}"
     );
     assert_eq!(cluster.web_release(), reference("swarm-2"));
-    assert!(results.rate() > 50.0, "{results:?}");
-    assert_eq!(
-        results.failures,
-        [],
-        "requests lost out of {}",
-        results.sent
-    );
+    results.assert_nothing_lost();
     let history = cluster.on_swarm(&[], &["history"]);
     assert_success(&history, "history");
-    let newest = stdout(&history).lines().nth(1).unwrap_or_default().to_owned();
+    let newest = stdout(&history)
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     let words: Vec<&str> = newest.split_whitespace().collect();
     assert_eq!(
         (words[2], words[3], words[4]),
@@ -485,13 +495,8 @@ fn rollback_goes_back_to_the_image_that_served_before() {
             )
         })
         .collect();
-    let row = |command: &str, image: &str| {
-        (
-            command.to_owned(),
-            image.to_owned(),
-            "succeeded".to_owned(),
-        )
-    };
+    let row =
+        |command: &str, image: &str| (command.to_owned(), image.to_owned(), "succeeded".to_owned());
     assert_eq!(
         rows,
         [
@@ -541,13 +546,8 @@ fn migrate_runs_its_job_on_the_swarm_and_leaves_web_as_it_is() {
         before,
         "web was replaced"
     );
-    let read = http(
-        "GET",
-        &format!("{}/api/players/ann", cluster.url_of(manager)),
-        None,
-    )
-    .unwrap();
-    assert_eq!(read.0, 200, "{}", read.1);
+    let (status, body) = cluster.player_through(manager);
+    assert_eq!(status, 200, "{}", body);
 }
 
 #[test]
@@ -573,13 +573,8 @@ fn a_drained_node_moves_its_work_to_the_other_and_the_service_stays_up() {
     let active = manager.docker(&["node", "update", "--availability", "active", &worker_id]);
     assert!(active.status.success(), "{active:?}");
     assert!(moved, "web did not move off the drained node");
-    let read = http(
-        "GET",
-        &format!("{}/api/players/ann", cluster.url_of(manager)),
-        None,
-    )
-    .unwrap();
-    assert_eq!(read.0, 200, "{}", read.1);
+    let (status, body) = cluster.player_through(manager);
+    assert_eq!(status, 200, "{}", body);
     let results = load.finish();
     assert!(results.rate() > 50.0, "{results:?}");
     assert!(
@@ -657,13 +652,8 @@ fn with_down_the_data_stays_and_with_volumes_nothing_is_left() {
     );
     let deploy = cluster.on_swarm(&[], &["deploy", "--no-build"]);
     assert_success(&deploy, "deploy after down");
-    let read = http(
-        "GET",
-        &format!("{}/api/players/ann", cluster.url_of(worker)),
-        None,
-    )
-    .unwrap();
-    assert_eq!(read.0, 200, "down lost the data: {}", read.1);
+    let (status, body) = cluster.player_through(worker);
+    assert_eq!(status, 200, "down lost the data: {}", body);
     assert_success(
         &cluster.on_swarm(&[], &["down", "--volumes"]),
         "down --volumes",

@@ -37,6 +37,13 @@ impl Results {
     pub fn rate(&self) -> f64 {
         f64::from(self.sent) / self.elapsed.as_secs_f64().max(0.001)
     }
+
+    /// The client kept its pace (more than 50 a second: a stalled client shows) and every
+    /// request succeeded.
+    pub fn assert_nothing_lost(&self) {
+        assert!(self.rate() > 50.0, "{} requests a second", self.rate());
+        assert_eq!(self.failures, [], "{} requests sent", self.sent);
+    }
 }
 
 impl Load {
