@@ -216,7 +216,7 @@ mod tests {
         );
         assert!(script.contains(r#""logs 1") echo "db proxy web" ;;"#));
         assert!(script.contains(r#"deploy) echo "--host --secrets --registry --timeout" ;;"#));
-        assert!(script.contains(r#"[[ -n $sub && " deploy migrate rollback history down status logs config completions " == *" $sub "* ]]"#));
+        assert!(script.contains(r#"[[ -n $sub && " deploy migrate rollback history backup restore maintenance psql exec down status logs config completions " == *" $sub "* ]]"#));
     }
 
     #[test]

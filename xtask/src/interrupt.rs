@@ -27,6 +27,8 @@ const KILL_WAIT: Duration = Duration::from_millis(500);
 const POLL: Duration = Duration::from_millis(20);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// While a command the user talks to runs (a console), its Ctrl-C is its own.
+static PASSING_THROUGH: AtomicBool = AtomicBool::new(false);
 static STATE: Mutex<State> = Mutex::new(State {
     groups: Vec::new(),
     state: None,
@@ -120,7 +122,24 @@ pub fn wait_if_interrupted() {
     }
 }
 
+/// Signals go to the foreground command alone until the guard is dropped.
+pub struct PassThrough;
+
+pub fn pass_through() -> PassThrough {
+    PASSING_THROUGH.store(true, Ordering::SeqCst);
+    PassThrough
+}
+
+impl Drop for PassThrough {
+    fn drop(&mut self) {
+        PASSING_THROUGH.store(false, Ordering::SeqCst);
+    }
+}
+
 fn on_signal() {
+    if PASSING_THROUGH.load(Ordering::SeqCst) {
+        return;
+    }
     INTERRUPTED.store(true, Ordering::SeqCst);
     let groups = state().groups.clone();
     stop(&groups);

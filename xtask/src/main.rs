@@ -9,6 +9,7 @@
 mod address;
 mod cli;
 mod completions;
+mod database;
 mod docker;
 mod hint;
 mod image;
@@ -66,6 +67,11 @@ fn run(cli: Cli, root: &std::path::Path) -> anyhow::Result<()> {
         Command::Migrate(args) => stack::migrate::run(&sh, &args),
         Command::Rollback(args) => stack::rollback::run(&sh, &args),
         Command::History(args) => stack::history::run(&sh, &args),
+        Command::Backup(args) => database::backup::run(&sh, &args),
+        Command::Restore(args) => database::restore::run(&sh, &args),
+        Command::Maintenance(args) => database::maintenance::run(&sh, &args),
+        Command::Psql(args) => database::console::psql(&sh, &args),
+        Command::Exec(args) => database::console::exec(&sh, &args),
         Command::Down(args) => stack::down::run(&sh, &args),
         Command::Status(args) => stack::status::run(&sh, &args),
         Command::Logs(args) => stack::logs::run(&sh, &args),

@@ -120,6 +120,87 @@ pub fn seconds(elapsed: Duration) -> String {
     format!("{:.1} s", elapsed.as_secs_f64())
 }
 
+/// `10.6 MB`: how sizes are shown.
+pub fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// `5.0 MB/s`.
+pub fn rate(bytes: u64, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64().max(0.001);
+    format!("{:.1} MB/s", bytes as f64 / 1e6 / seconds)
+}
+
+/// How often a live byte count is redrawn.
+const REDRAW: Duration = Duration::from_millis(250);
+
+/// The live line while bytes go somewhere (an image sent, a dump received): the count and
+/// the rate, on a terminal only.
+pub struct Bytes {
+    label: String,
+    started: std::time::Instant,
+    last: std::cell::Cell<std::time::Instant>,
+    live: bool,
+}
+
+impl Bytes {
+    pub fn new(label: String) -> Bytes {
+        let started = std::time::Instant::now();
+        Bytes {
+            label,
+            started,
+            last: std::cell::Cell::new(started),
+            live: live(),
+        }
+    }
+
+    pub fn show(&self, sent: u64) {
+        if !self.live || self.last.get().elapsed() < REDRAW {
+            return;
+        }
+        self.last.set(std::time::Instant::now());
+        eprint!(
+            "\r\x1b[2K{}: {} ({})",
+            self.label,
+            megabytes(sent),
+            rate(sent, self.started.elapsed())
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    pub fn clear(&self) {
+        if self.live {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+/// Columns aligned on their widest cell; the last one as it is.
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let mut line = String::new();
+        for (index, cell) in cells.iter().enumerate() {
+            if index == N - 1 {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:width$}  ", width = widths[index]));
+            }
+        }
+        line.trim_end().to_owned() + "\n"
+    };
+    let mut text = line(*header);
+    for row in rows {
+        text.push_str(&line(row.each_ref().map(String::as_str)));
+    }
+    text
+}
+
 const RED: &str = "1;31";
 const GREEN: &str = "32";
 const CYAN: &str = "1;36";
@@ -164,5 +245,12 @@ mod tests {
     #[test]
     fn elapsed_times_have_one_decimal() {
         assert_eq!(seconds(Duration::from_millis(1234)), "1.2 s");
+    }
+
+    #[test]
+    fn sizes_and_rates_read_like_the_rest() {
+        assert_eq!(megabytes(10_600_000), "10.6 MB");
+        assert_eq!(rate(10_000_000, Duration::from_secs(2)), "5.0 MB/s");
+        assert_eq!(rate(0, Duration::ZERO), "0.0 MB/s");
     }
 }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use clap::Args;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
 
 use super::parse_duration;
 
@@ -124,6 +126,9 @@ pub struct DeployArgs {
     /// Use the images as they are instead of building
     #[arg(long)]
     pub no_build: bool,
+    /// Apply the image's new migrations without a backup first
+    #[arg(long)]
+    pub no_backup: bool,
     /// How long the database and web may take to become ready (e.g. 60s, 2m)
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -138,6 +143,9 @@ pub struct MigrateArgs {
     pub env: EnvArgs,
     #[command(flatten)]
     pub secrets: SecretsArgs,
+    /// Apply the image's new migrations without a backup first
+    #[arg(long)]
+    pub no_backup: bool,
     /// How long the database may take to become ready (e.g. 60s, 2m)
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -159,6 +167,15 @@ pub struct RollbackArgs {
     /// (they are never reverted)
     #[arg(long)]
     pub force: bool,
+    /// Also restore the backup taken before the deploy that applied the migrations the
+    /// image does not know: the data as it was then (asks for the environment's name)
+    #[arg(long, conflicts_with = "force")]
+    pub restore: bool,
+    /// Answer the question of --restore: yes (for scripts)
+    #[arg(long, short, requires = "restore")]
+    pub yes: bool,
+    #[command(flatten)]
+    pub dir: DirArgs,
     /// Remove a deploy lock left by a command that was stopped without releasing it
     #[arg(long)]
     pub break_lock: bool,
@@ -244,4 +261,141 @@ pub struct WaitArgs {
     // The global `--quiet` under its id: clap gives `wait` this one instead, set by either.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DirArgs {
+    /// Where the backups are kept here, relative to the project root (default: the
+    /// environment's `x-xtask: backups`, i.e. BACKUP_DIR, else backups/ENV)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub action: Option<BackupCommand>,
+    /// The environment: one per compose/compose.ENV.yaml
+    #[arg(required = true)]
+    pub env: Option<String>,
+    /// The Docker engine to act on, over SSH (default: the environment's `x-xtask: host`,
+    /// else Docker's own settings: DOCKER_HOST, the docker context)
+    #[arg(long, value_name = "ssh://[USER@]HOST[:PORT]")]
+    pub host: Option<String>,
+    /// The environment is a swarm stack; --host names a manager (default: the environment's
+    /// `x-xtask: orchestrator: swarm`)
+    #[arg(long)]
+    pub swarm: bool,
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// Then keep only the N newest backups here, the oldest removed
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+}
+
+impl BackupArgs {
+    /// The environment as every command names it (clap has required it).
+    pub fn env_args(&self) -> EnvArgs {
+        EnvArgs {
+            env: self.env.clone().unwrap_or_default(),
+            host: self.host.clone(),
+            swarm: self.swarm,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCommand {
+    /// List the backups kept here, and those the scheduled service keeps on the host
+    List(BackupListArgs),
+    /// Restore a backup into a throwaway server (no network) and compare its rows with its
+    /// manifest
+    Verify(VerifyArgs),
+    /// Copy here the backups the scheduled service took on the host, each restored once on
+    /// the way in
+    Pull(PullArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BackupListArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    #[command(flatten)]
+    pub dir: DirArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// The backup's ID (default: the newest)
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub dir: DirArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// Only this backup (default: every one not here yet)
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub dir: DirArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// The backup: its ID here, or a dump file (ID.dump, its manifest ID.json beside it);
+    /// default: the newest, but for those a restore took of the data it replaced
+    #[arg(value_name = "ID|FILE")]
+    pub backup: Option<String>,
+    #[command(flatten)]
+    pub secrets: SecretsArgs,
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// Replace the data without asking for the environment's name (for scripts)
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Restore even a dump whose migrations are ahead of the image that serves
+    #[arg(long)]
+    pub force: bool,
+    /// Remove a deploy lock left by a command that was stopped without releasing it
+    #[arg(long)]
+    pub break_lock: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MaintenanceArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// on: every request but the health checks gets the 503 maintenance page; off: served
+    #[arg(value_enum)]
+    pub mode: crate::database::maintenance::Mode,
+    /// Print the commands without running them
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PsqlArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// More arguments for psql, after `--` (e.g. `-- -c 'SELECT 1'`)
+    #[arg(last = true, value_name = "PSQL_ARGS")]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// The service whose container runs the command
+    pub service: String,
+    /// The command, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }

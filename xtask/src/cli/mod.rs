@@ -114,6 +114,40 @@ pub enum Command {
         ("cargo xtask history prod --json", "for scripts"),
     ]))]
     History(HistoryArgs),
+    /// Back up an environment's database here; `backup list|verify|pull` for the rest
+    #[command(after_help = examples(&[
+        ("cargo xtask backup prod", "a consistent dump into backups/prod/, with its manifest"),
+        ("cargo xtask backup prod --keep 10", "and keep the 10 newest"),
+        ("cargo xtask backup list prod", "the backups here and on the host"),
+        ("cargo xtask backup verify prod", "restore the newest into a throwaway server, compare"),
+        ("cargo xtask backup pull prod", "copy the host's scheduled backups here"),
+    ]))]
+    Backup(BackupArgs),
+    /// Replace an environment's data with a backup (asks for the environment's name)
+    #[command(after_help = examples(&[
+        ("cargo xtask restore prod", "the newest backup, after a backup of the data it replaces"),
+        ("cargo xtask restore prod 20261205T101112Z --yes", "that one, without asking (scripts)"),
+        ("cargo xtask restore prod ~/prod.dump", "a dump file, its manifest beside it"),
+    ]))]
+    Restore(RestoreArgs),
+    /// Put the maintenance page up (503 for all but the health checks), or take it down
+    #[command(after_help = examples(&[
+        ("cargo xtask maintenance prod on", "before work on the data"),
+        ("cargo xtask maintenance prod off", "serve again"),
+    ]))]
+    Maintenance(MaintenanceArgs),
+    /// A psql console on an environment's database, as its owner; SQL on stdin for scripts
+    #[command(after_help = examples(&[
+        ("cargo xtask psql prod", "interactive"),
+        ("echo 'SELECT count(*) FROM players' | cargo xtask psql prod", "for scripts"),
+    ]))]
+    Psql(PsqlArgs),
+    /// Run a command in a running container of one of an environment's services
+    #[command(after_help = examples(&[
+        ("cargo xtask exec prod web -- app migrations", "the migrations web's image knows"),
+        ("cargo xtask exec dev db -- pg_isready", "ask the database"),
+    ]))]
+    Exec(ExecArgs),
     /// Stop an environment; its data is kept unless --volumes
     #[command(after_help = examples(&[
         ("cargo xtask down dev", "stop dev, keeping its data"),
@@ -170,24 +204,22 @@ pub enum SwarmCommand {
 pub fn command(root: &Path) -> clap::Command {
     let environments = environments(root);
     let services = stack::services(root);
-    Cli::command().mut_subcommands(|sub| {
-        let has = |id: &str| sub.get_arguments().any(|arg| arg.get_id() == id);
-        let (takes_env, takes_service) = (has("env"), has("service"));
-        let mut sub = sub;
-        // Without compose/ to read, loading the stack says what is wrong.
-        if takes_env && !environments.is_empty() {
-            sub = sub.mut_arg("env", |arg| {
+    // In place (`mut_args`, not `mut_arg`, which would move the argument last and so
+    // change the positions of the positional ones).
+    let named = |sub: clap::Command| {
+        sub.mut_args(|arg| match arg.get_id().as_str() {
+            // Without compose/ to read, loading the stack says what is wrong.
+            "env" if !environments.is_empty() => {
                 arg.value_parser(Names::environments(&environments))
-            });
-        }
-        if takes_service {
-            sub = sub.mut_arg("service", |arg| {
-                arg.value_parser(Names::services(&services))
-                    .hide_possible_values(true)
-            });
-        }
-        sub
-    })
+            }
+            "service" => arg
+                .value_parser(Names::services(&services))
+                .hide_possible_values(true),
+            _ => arg,
+        })
+    };
+    // Two levels: `backup ENV`, and `backup list ENV`.
+    Cli::command().mut_subcommands(|sub| named(sub).mut_subcommands(named))
 }
 
 /// Parses the process's arguments; on a usage error, prints it and exits 2. A missing

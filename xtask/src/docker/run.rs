@@ -14,7 +14,7 @@
 
 use std::{
     io::{self, Read, Write},
-    process::{Child, ExitStatus, Output, Stdio},
+    process::{Child, ChildStdin, ChildStdout, ExitStatus, Output, Stdio},
     thread,
     time::{Duration, Instant},
 };
@@ -245,6 +245,85 @@ fn spawn(sh: &Shell, command: &Command, stdout: Stdio, stderr: Stdio) -> anyhow:
         });
     }
     Ok(child)
+}
+
+/// Runs a command the user talks to (a psql console, a shell in a container): echoed, its
+/// streams the terminal's, in the terminal's foreground (so it may read the terminal), and
+/// Ctrl-C left to it: the xtask waits for it to end. Its exit status, as it is.
+pub fn interactive(sh: &Shell, command: &Command) -> anyhow::Result<ExitStatus> {
+    output::command(&command.to_string());
+    let mut process = std::process::Command::new(&command.program);
+    process
+        .args(&command.args)
+        .envs(command.env.iter().map(|(name, value)| (name, value)))
+        .current_dir(sh.current_dir());
+    let _passing = interrupt::pass_through();
+    let status = process.status().with_context(|| cannot_run(command))?;
+    Ok(status)
+}
+
+/// A command whose stdin and stdout the xtask drives itself (a psql session, a stream
+/// into a file): echoed as it starts, stopped with the rest on Ctrl-C, its stderr kept for
+/// the reason it failed.
+pub struct Piped {
+    child: Child,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: Option<ChildStdout>,
+    stderr: Option<thread::JoinHandle<Vec<u8>>>,
+    command: Command,
+    _running: interrupt::Running,
+}
+
+impl Piped {
+    /// Starts a command that acts (echoed unless `--quiet`).
+    pub fn act(sh: &Shell, command: &Command) -> anyhow::Result<Piped> {
+        output::command(&command.to_string());
+        Piped::start(sh, command)
+    }
+
+    /// Starts a command that only reads (echoed with `--verbose`).
+    pub fn read(sh: &Shell, command: &Command) -> anyhow::Result<Piped> {
+        output::check(&command.to_string());
+        Piped::start(sh, command)
+    }
+
+    fn start(sh: &Shell, command: &Command) -> anyhow::Result<Piped> {
+        let mut child = process(sh, command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| cannot_run(command))?;
+        let running = interrupt::register(child.id());
+        let stderr = child
+            .stderr
+            .take()
+            .map(|pipe| thread::spawn(move || keep_tail(pipe, false)));
+        Ok(Piped {
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take(),
+            child,
+            stderr,
+            command: command.clone(),
+            _running: running,
+        })
+    }
+
+    /// Its end, once its stdin is closed: its failure with its own last words.
+    pub fn wait(mut self) -> anyhow::Result<()> {
+        drop(self.stdin.take());
+        drop(self.stdout.take());
+        let status = self.child.wait();
+        let stderr = joined(self.stderr.take());
+        interrupt::wait_if_interrupted();
+        let status = status.with_context(|| cannot_run(&self.command))?;
+        if status.success() {
+            return Ok(());
+        }
+        let (reason, fix) = diagnosis::explain(&String::from_utf8_lossy(&stderr), &self.command)
+            .unwrap_or_else(|| (format!("`{}` ended with {status}", self.command), None));
+        Err(Hint::maybe(reason, fix))
+    }
 }
 
 /// What explains a failure, on stderr with the rest of the progress (stdout keeps only

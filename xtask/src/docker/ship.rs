@@ -7,7 +7,7 @@ use std::{
     io::{Read, Write},
     process::Stdio,
     thread,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use anyhow::Context;
@@ -16,9 +16,8 @@ use xshell::Shell;
 use super::{Command, Engine, diagnosis, images, run};
 use crate::{hint::Hint, image::Reference, interrupt, output};
 
-/// How often the live progress line is redrawn.
-const REDRAW: Duration = Duration::from_millis(250);
 const CHUNK: usize = 256 * 1024;
+
 /// What shipping did, for the step's line: `sent … to a (…); b has … already`.
 pub fn ship_to_each(sh: &Shell, image: &Reference, to: &[Engine]) -> anyhow::Result<String> {
     let image = image.to_string();
@@ -44,8 +43,8 @@ fn ship(sh: &Shell, image: &str, to: &Engine) -> anyhow::Result<String> {
     );
     Ok(format!(
         "sent {image} to {to} ({}, {})",
-        megabytes(bytes),
-        rate(bytes, started.elapsed())
+        output::megabytes(bytes),
+        output::rate(bytes, started.elapsed())
     ))
 }
 
@@ -53,12 +52,17 @@ fn ship(sh: &Shell, image: &str, to: &Engine) -> anyhow::Result<String> {
 fn stream(sh: &Shell, image: &str, to: &Engine) -> anyhow::Result<u64> {
     let save = Engine::Local.docker(["save", image]);
     let load = to.docker(["load", "--quiet"]);
-    let progress = Progress::new(image, to);
+    let progress = output::Bytes::new(format!("sending {image} to {to}"));
     pipe(sh, &save, &load, &progress).with_context(|| format!("{to} did not load {image}"))
 }
 
 /// `save | load`, through this process; the bytes that went through.
-fn pipe(sh: &Shell, save: &Command, load: &Command, progress: &Progress) -> anyhow::Result<u64> {
+fn pipe(
+    sh: &Shell,
+    save: &Command,
+    load: &Command,
+    progress: &output::Bytes,
+) -> anyhow::Result<u64> {
     output::command(&format!("{save} | {load}"));
     let mut saver = run::process(sh, save)
         .stdin(Stdio::null())
@@ -148,57 +152,10 @@ fn failure(what: &str, words: &str, command: &Command) -> anyhow::Error {
     }
 }
 
-/// The live line while an image is sent: bytes and rate, on a terminal only.
-struct Progress {
-    label: String,
-    started: Instant,
-    last: std::cell::Cell<Instant>,
-    live: bool,
-}
-
-impl Progress {
-    fn new(image: &str, to: &Engine) -> Progress {
-        let started = Instant::now();
-        Progress {
-            label: format!("sending {image} to {to}"),
-            started,
-            last: std::cell::Cell::new(started),
-            live: output::live(),
-        }
-    }
-
-    fn show(&self, sent: u64) {
-        if !self.live || self.last.get().elapsed() < REDRAW {
-            return;
-        }
-        self.last.set(Instant::now());
-        eprint!(
-            "\r\x1b[2K{}: {} ({})",
-            self.label,
-            megabytes(sent),
-            rate(sent, self.started.elapsed())
-        );
-        let _ = std::io::stderr().flush();
-    }
-
-    fn clear(&self) {
-        if self.live {
-            eprint!("\r\x1b[2K");
-        }
-    }
-}
-
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
-fn rate(bytes: u64, elapsed: Duration) -> String {
-    let seconds = elapsed.as_secs_f64().max(0.001);
-    format!("{:.1} MB/s", bytes as f64 / 1e6 / seconds)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// A load that stops reading midway (a full disk there) fails the send at once, with its
@@ -214,7 +171,7 @@ mod tests {
                 "head -c 100000 >/dev/null; echo 'write /x: no space left on device' >&2; exit 1",
             ],
         );
-        let progress = Progress::new("app:1", &Engine::Local);
+        let progress = output::Bytes::new("sending app:1".into());
         let started = Instant::now();
         let err = pipe(&sh, &save, &load, &progress).unwrap_err();
         assert!(
@@ -227,12 +184,5 @@ mod tests {
         let whole = Command::new("head", ["-c", "3000000", "/dev/zero"]);
         let count = Command::new("wc", ["-c"]);
         assert_eq!(pipe(&sh, &whole, &count, &progress).unwrap(), 3_000_000);
-    }
-
-    #[test]
-    fn sizes_and_rates_read_like_the_rest() {
-        assert_eq!(megabytes(10_600_000), "10.6 MB");
-        assert_eq!(rate(10_000_000, Duration::from_secs(2)), "5.0 MB/s");
-        assert_eq!(rate(0, Duration::ZERO), "0.0 MB/s");
     }
 }

@@ -60,6 +60,32 @@ pub fn confirm(steps: &[Step], yes: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What destroys or replaces data asks first: `warning`, then the environment's name to
+/// type. `yes` answers for scripts; without a terminal to ask on, and without `yes`, it
+/// refuses.
+pub fn confirm_by_name(env: &str, warning: &str, yes: bool) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(crate::hint::Hint::new(
+            format!("nothing was changed: {warning}, and there is no terminal to ask on"),
+            "run it at a terminal, or pass --yes to allow it",
+        )
+        .into());
+    }
+    eprint!("{warning}.\nType the environment's name ({env}) to go on: ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("read the answer")?;
+    if answer.trim() != env {
+        bail!("nothing was changed: `{}` is not `{env}`", answer.trim());
+    }
+    Ok(())
+}
+
 /// One step: its `✓` line when it ends well, else its diagnosis and error.
 fn run_step(sh: &Shell, step: &Step) -> anyhow::Result<()> {
     let started = Instant::now();

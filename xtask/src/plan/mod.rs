@@ -7,7 +7,7 @@ pub mod files;
 
 use std::{fmt, sync::Arc, time::Duration};
 
-pub use execute::{confirm, execute};
+pub use execute::{confirm, confirm_by_name, execute};
 
 use crate::{
     docker::{Command, Engine, quote::shell_words},

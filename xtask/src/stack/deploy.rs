@@ -21,6 +21,10 @@ use super::{
 };
 use crate::{
     cli::DeployArgs,
+    database::{
+        Store,
+        backup::{self, Before, Taken},
+    },
     docker::{Needs, run},
     interrupt, output,
     plan::{self, Action, Step},
@@ -34,13 +38,22 @@ const CENTURY_IN_SECONDS: u64 = 100 * 365 * 24 * 3600;
 pub struct Options {
     pub build: Build,
     pub timeout: Duration,
+    /// A backup before migrations the database lacks, or not.
+    pub before: Before,
 }
 
 impl DeployArgs {
-    pub fn options(&self) -> Options {
+    pub fn options(&self, store: Store) -> Options {
         Options {
             build: self.build(),
             timeout: self.timeout,
+            before: match self.no_backup {
+                true => Before::Nothing,
+                false => Before::Backup {
+                    store,
+                    taken: Taken::default(),
+                },
+            },
         }
     }
 
@@ -61,12 +74,12 @@ impl DeployArgs {
 }
 
 pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
-    let options = args.options();
-    let needs = match options.build {
+    let needs = match args.build() {
         Build::Image => Needs::to_act(args.dry_run).and_build(),
         Build::Skip => Needs::to_act(args.dry_run),
     };
     let (stack, model) = open(sh, &args.env, needs)?;
+    let options = args.options(backup::store(sh, &stack, &model, None));
     let stack = stack.with_resolved_secrets(sh, &model, args.secrets.file.as_deref())?;
     let release = Release::choose(sh, &stack, &model, &args.wanted())?;
     let stack = release.applied_to(stack);
@@ -76,8 +89,11 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
             Target::Compose { .. } => plan(&stack, &model, &options, &release),
             Target::Swarm { manager } => {
                 let facts = swarm::Facts::read(sh, manager, dry_run)?;
-                swarm::Plan::new(&stack, manager, &model, &facts, options.timeout)
-                    .deploy(&release, options.build)
+                swarm::Plan::new(&stack, manager, &model, &facts, options.timeout).deploy(
+                    &release,
+                    options.build,
+                    &options.before,
+                )
             }
         }
     };
@@ -94,6 +110,10 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
     let record = state::begin(sh, &stack, &lock, "deploy", &release.runs.to_string())?;
     let outcome = plan::execute(sh, &steps);
     let result = serving_or_reason(sh, &stack, &model, &outcome);
+    let record = state::Record {
+        backup: options.before.taken(),
+        ..record
+    };
     state::finish(sh, &stack, &lock, &record, result);
     outcome?;
     prune_images(sh, &stack, &lock);
@@ -126,6 +146,11 @@ pub fn plan(
 ) -> anyhow::Result<Vec<Step>> {
     let mut steps = release.steps(stack.engine(), options.build)?;
     steps.extend(database_steps(stack, model, options.timeout)?);
+    steps.extend(
+        options
+            .before
+            .step(stack, model, &release.runs, stack.engine()),
+    );
     steps.push(migrate_step(stack, model));
     steps.extend(web_steps(stack, model, options.timeout)?);
     Ok(steps)

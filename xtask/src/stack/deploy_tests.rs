@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::{
+    database::backup::Before,
     docker::Engine,
     image::{Image, Reference, Source, reference::Revision},
     swarm::Volumes,
@@ -90,6 +91,7 @@ fn lines(steps: &[Step]) -> Vec<String> {
 const OPTIONS: Options = Options {
     build: Build::Image,
     timeout: Duration::from_secs(60),
+    before: Before::Nothing,
 };
 
 const BUILD: &str = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker compose -p travial -f compose/compose.yaml \
@@ -143,6 +145,7 @@ fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
     let options = Options {
         build: Build::Skip,
         timeout: Duration::from_secs(90),
+        before: Before::Nothing,
     };
     let steps = plan(
         &stack("prod", Engine::Local),
@@ -253,4 +256,39 @@ fn no_step_of_a_deploy_removes_volumes() {
                 .all(|line| !line.contains("--volumes") && !line.contains(" down"))
         );
     }
+}
+
+#[test]
+fn a_backup_comes_once_the_database_is_ready_and_before_the_migrations() {
+    let options = Options {
+        before: Before::Backup {
+            store: crate::database::Store::new(std::path::Path::new("/srv/t"), "dev", None, None),
+            taken: Default::default(),
+        },
+        ..OPTIONS
+    };
+    let steps = plan(
+        &stack("dev", Engine::Local),
+        &dev(),
+        &options,
+        &release(None),
+    )
+    .unwrap();
+    let lines = lines(&steps);
+    assert_eq!(
+        lines[3],
+        "# if travial/app:0a1b2c3 brings migrations db's database lacks: a backup into \
+         backups/dev/<ID>.dump, as `cargo xtask backup dev` takes it"
+    );
+    assert!(
+        lines[2].starts_with("cargo xtask wait postgres://"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[4].contains(" run --rm --no-deps migrate"),
+        "{}",
+        lines[4]
+    );
+    assert!(steps[3].on_failure.contains("nothing was migrated"));
 }

@@ -4,7 +4,7 @@
 use xshell::Shell;
 
 use super::state;
-use crate::{cli::HistoryArgs, docker::Needs};
+use crate::{cli::HistoryArgs, docker::Needs, output};
 
 pub fn run(sh: &Shell, args: &HistoryArgs) -> anyhow::Result<()> {
     let (stack, _) = super::open(sh, &args.env, Needs::ENGINE)?;
@@ -21,10 +21,13 @@ pub fn run(sh: &Shell, args: &HistoryArgs) -> anyhow::Result<()> {
     let rows: Vec<[String; 5]> = records
         .iter()
         .map(|record| {
-            let result = match &record.container {
+            let mut result = match &record.container {
                 Some(container) if record.succeeded() => format!("{} ({container})", record.result),
                 _ => record.result.clone(),
             };
+            if let Some(backup) = &record.backup {
+                result.push_str(&format!(", backup {backup}"));
+            }
             [
                 record.at.clone(),
                 record.by.clone(),
@@ -36,35 +39,9 @@ pub fn run(sh: &Shell, args: &HistoryArgs) -> anyhow::Result<()> {
         .collect();
     print!(
         "{}",
-        table(&["WHEN", "WHO", "COMMAND", "IMAGE", "RESULT"], &rows)
+        output::table(&["WHEN", "WHO", "COMMAND", "IMAGE", "RESULT"], &rows)
     );
     Ok(())
-}
-
-/// Columns aligned on their widest cell; the last one as it is.
-fn table(header: &[&str; 5], rows: &[[String; 5]]) -> String {
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: [&str; 5]| {
-        let mut line = String::new();
-        for (index, cell) in cells.iter().enumerate() {
-            if index == cells.len() - 1 {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:width$}  ", width = widths[index]));
-            }
-        }
-        line.trim_end().to_owned() + "\n"
-    };
-    let mut text = line(*header);
-    for row in rows {
-        text.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
-    }
-    text
 }
 
 #[cfg(test)]
@@ -80,7 +57,7 @@ mod tests {
         ]
         .map(String::from)];
         assert_eq!(
-            super::table(&["WHEN", "WHO", "COMMAND", "IMAGE", "RESULT"], &rows),
+            crate::output::table(&["WHEN", "WHO", "COMMAND", "IMAGE", "RESULT"], &rows),
             "WHEN                  WHO         COMMAND  IMAGE  RESULT\n\
              2026-11-25T10:00:00Z  ann@laptop  deploy   app:1  succeeded (web-1)\n"
         );

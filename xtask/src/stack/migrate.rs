@@ -1,14 +1,27 @@
 //! `cargo xtask migrate ENV`: the database started if need be and ready, the image brought
-//! to the engine (each node of a swarm) if it lacks it, then the migrations, as a deploy
-//! applies them: a one-off container on one engine, a job on a swarm.
+//! to the engine (each node of a swarm) if it lacks it, a backup if the image brings
+//! migrations the database lacks, then the migrations, as a deploy applies them: a one-off
+//! container on one engine, a job on a swarm.
+
+use std::time::Duration;
 
 use xshell::Shell;
 
 use super::{
-    Target, after_interruption, deploy, open,
+    Model, Stack, Target, after_interruption, deploy, open,
     release::{Build, Release, Wanted},
 };
-use crate::{cli::MigrateArgs, docker::Needs, interrupt, plan, swarm};
+use crate::{
+    cli::MigrateArgs,
+    database::backup::{self, Before, Taken},
+    docker::Needs,
+    interrupt,
+    plan::{self, Step},
+    swarm,
+};
+
+/// How long the database may take to be ready when nothing says otherwise.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn run(sh: &Shell, args: &MigrateArgs) -> anyhow::Result<()> {
     let (stack, model) = open(sh, &args.env, Needs::to_act(args.dry_run))?;
@@ -20,26 +33,66 @@ pub fn run(sh: &Shell, args: &MigrateArgs) -> anyhow::Result<()> {
     };
     let release = Release::choose(sh, &stack, &model, &wanted)?;
     let stack = release.applied_to(stack);
+    let before = match args.no_backup {
+        true => Before::Nothing,
+        false => Before::Backup {
+            store: backup::store(sh, &stack, &model, None),
+            taken: Taken::default(),
+        },
+    };
     let dry_run = match args.dry_run {
         true => swarm::DryRun::Yes,
         false => swarm::DryRun::No,
     };
-    let steps = match &stack.target {
-        Target::Compose { engine } => {
-            let mut steps = release.steps(engine, Build::Skip)?;
-            steps.extend(deploy::database_steps(&stack, &model, args.timeout)?);
-            steps.push(deploy::migrate_step(&stack, &model));
-            steps
-        }
-        Target::Swarm { manager } => {
-            let facts = swarm::Facts::read(sh, manager, dry_run)?;
-            swarm::Plan::new(&stack, manager, &model, &facts, args.timeout).migrate(&release)?
-        }
-    };
+    let steps = plan_for(sh, &stack, &model, &release, &before, args.timeout, dry_run)?;
     if args.dry_run {
         plan::print(&steps);
         return Ok(());
     }
     interrupt::set_hint(after_interruption("migrate", &args.env.env));
     plan::execute(sh, &steps)
+}
+
+/// The migrations of `release` applied to the stack's database (started if need be).
+pub fn plan(
+    sh: &Shell,
+    stack: &Stack,
+    model: &Model,
+    release: &Release,
+    before: Before,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Step>> {
+    plan_for(
+        sh,
+        stack,
+        model,
+        release,
+        &before,
+        timeout,
+        swarm::DryRun::No,
+    )
+}
+
+fn plan_for(
+    sh: &Shell,
+    stack: &Stack,
+    model: &Model,
+    release: &Release,
+    before: &Before,
+    timeout: Duration,
+    dry_run: swarm::DryRun,
+) -> anyhow::Result<Vec<Step>> {
+    match &stack.target {
+        Target::Compose { engine } => {
+            let mut steps = release.steps(engine, Build::Skip)?;
+            steps.extend(deploy::database_steps(stack, model, timeout)?);
+            steps.extend(before.step(stack, model, &release.runs, engine));
+            steps.push(deploy::migrate_step(stack, model));
+            Ok(steps)
+        }
+        Target::Swarm { manager } => {
+            let facts = swarm::Facts::read(sh, manager, dry_run)?;
+            swarm::Plan::new(stack, manager, model, &facts, timeout).migrate(release, before)
+        }
+    }
 }

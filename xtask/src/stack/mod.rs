@@ -3,7 +3,7 @@
 //! every compose command line (the base file, then the environment's override, one project
 //! per environment) and computes the merged model once.
 
-mod clock;
+pub mod clock;
 pub mod config;
 pub mod deploy;
 pub mod down;

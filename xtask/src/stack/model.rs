@@ -11,7 +11,7 @@ use crate::docker::Engine;
 /// The merged, interpolated model as `docker compose --profile '*' config` prints it: every
 /// service, the one-off tasks too. Typed where the xtask reads it; what a swarm stack file
 /// passes on as it is (a healthcheck, logging options) stays as Compose wrote it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Model {
     pub services: BTreeMap<String, Service>,
     /// The top-level `volumes`, by key.
@@ -58,6 +58,13 @@ pub struct Settings {
     /// How many web tasks a swarm runs.
     #[serde(default = "two")]
     pub web_replicas: u32,
+    /// Where the backups are kept on this machine (`--dir` wins), relative to the project
+    /// root: default `backups/ENV`.
+    #[serde(default)]
+    pub backups: Option<String>,
+    /// The service that takes scheduled backups on the host, if the environment runs it.
+    #[serde(default)]
+    pub backup_service: Option<String>,
 }
 
 fn two() -> u32 {
@@ -76,7 +83,7 @@ pub struct ConfigSource {
     pub content: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default)]
 pub struct Service {
     pub image: Option<String>,
     #[serde(default)]
@@ -110,7 +117,7 @@ pub struct VolumeMount {
     pub target: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Port {
     #[serde(default)]
     pub target: u16,

@@ -240,6 +240,7 @@ mod tests {
             image: image.into(),
             result: result.into(),
             container: None,
+            backup: None,
         }
     }
 

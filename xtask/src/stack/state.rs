@@ -36,6 +36,9 @@ pub struct Record {
     /// The web container that serves, when it succeeded.
     #[serde(default)]
     pub container: Option<String>,
+    /// The backup taken before it changed the data, if one was (see `database::backup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
 }
 
 impl Record {
@@ -229,6 +232,7 @@ pub fn begin(
         image: image.to_owned(),
         result: IN_PROGRESS.to_owned(),
         container: None,
+        backup: None,
     };
     records.push(record.clone());
     write(sh, stack, lock, &records)?;
@@ -355,6 +359,7 @@ mod tests {
             image: image.into(),
             result: result.into(),
             container: container.map(str::to_owned),
+            backup: None,
         }
     }
 

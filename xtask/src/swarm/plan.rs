@@ -28,6 +28,7 @@ use super::{
     tasks::{AppImage, Converged, Gone, Job, StackDeploy},
 };
 use crate::{
+    database::backup::Before,
     docker::Engine,
     plan::{Action, Step},
     stack::{
@@ -78,9 +79,15 @@ impl<'a> Plan<'a> {
         }
     }
 
-    pub fn deploy(&self, release: &Release, build: Build) -> anyhow::Result<Vec<Step>> {
+    pub fn deploy(
+        &self,
+        release: &Release,
+        build: Build,
+        before: &Before,
+    ) -> anyhow::Result<Vec<Step>> {
         let (mut steps, objects) = self.image_and_objects(release, build)?;
         steps.push(self.stack_deploy(&objects, release, Phase::AllButWeb)?);
+        steps.extend(before.step(self.stack, self.model, &release.runs, self.manager));
         steps.push(self.migrations(&objects, release)?);
         steps.push(self.stack_deploy(&objects, release, Phase::All)?);
         steps.push(self.converged(release));
@@ -95,10 +102,11 @@ impl<'a> Plan<'a> {
     }
 
     /// The database up if need be, then the migration job: web is left as it is.
-    pub fn migrate(&self, release: &Release) -> anyhow::Result<Vec<Step>> {
+    pub fn migrate(&self, release: &Release, before: &Before) -> anyhow::Result<Vec<Step>> {
         let (mut steps, objects) = self.image_and_objects(release, Build::Skip)?;
         let db = self.model.xtask.db_service.as_str();
         steps.push(self.stack_deploy(&objects, release, Phase::Only(db))?);
+        steps.extend(before.step(self.stack, self.model, &release.runs, self.manager));
         steps.push(self.migrations(&objects, release)?);
         Ok(steps)
     }

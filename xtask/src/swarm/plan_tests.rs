@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use super::*;
 use crate::{
+    database::{
+        Store,
+        backup::{Before, Taken},
+    },
     docker::{Secret, SshHost},
     image::{Image, Reference},
     stack::Target,
@@ -161,7 +165,7 @@ fn a_first_deploy_sends_the_image_makes_every_object_then_migrates_between_two_s
     let stack = stack(&release);
     let facts = facts(Salt::Existing("salt".into()));
     let steps = plan_of(&stack, &model, &facts, &manager)
-        .deploy(&release, Build::Skip)
+        .deploy(&release, Build::Skip, &Before::Nothing)
         .unwrap();
     let mut expected = vec![ship()];
     expected.extend(objects());
@@ -203,7 +207,7 @@ fn what_the_swarm_has_already_is_not_made_again() {
         ..facts(Salt::Existing("salt".into()))
     };
     let steps = plan_of(&stack, &model, &facts, &manager)
-        .deploy(&release, Build::Skip)
+        .deploy(&release, Build::Skip, &Before::Nothing)
         .unwrap();
     assert_eq!(
         lines(&steps),
@@ -223,7 +227,7 @@ fn the_first_deploy_makes_the_salt_first_and_a_dry_run_names_nothing_derived_fro
     let stack = stack(&release);
     let facts_new = facts(Salt::New("drawn-here".into()));
     let steps = plan_of(&stack, &model, &facts_new, &manager)
-        .deploy(&release, Build::Skip)
+        .deploy(&release, Build::Skip, &Before::Nothing)
         .unwrap();
     assert_eq!(
         steps[1].to_string(),
@@ -240,7 +244,7 @@ fn the_first_deploy_makes_the_salt_first_and_a_dry_run_names_nothing_derived_fro
     let facts_unknown = facts(Salt::Unknown);
     let printed = lines(
         &plan_of(&stack, &model, &facts_unknown, &manager)
-            .deploy(&release, Build::Skip)
+            .deploy(&release, Build::Skip, &Before::Nothing)
             .unwrap(),
     )
     .join("\n");
@@ -260,7 +264,7 @@ fn through_a_registry_nothing_is_sent_and_the_nodes_pull_with_the_credentials_pa
     let facts = facts(Salt::Existing("salt".into()));
     let printed = lines(
         &plan_of(&stack, &model, &facts, &manager)
-            .deploy(&release, Build::Skip)
+            .deploy(&release, Build::Skip, &Before::Nothing)
             .unwrap(),
     );
     assert_eq!(
@@ -293,7 +297,7 @@ fn a_rollback_brings_the_image_back_without_migrating_and_migrate_leaves_web_alo
     expected.extend([stack_deploy(true), CONVERGED.into()]);
     assert_eq!(lines(&plan.rollback(&release).unwrap()), expected);
 
-    let migrate = plan.migrate(&release).unwrap();
+    let migrate = plan.migrate(&release, &Before::Nothing).unwrap();
     let mut expected = vec![ship()];
     expected.extend(objects());
     expected.extend([stack_deploy(false), job()]);
@@ -308,13 +312,13 @@ fn a_node_without_its_address_cannot_be_sent_the_image_and_a_node_down_is_skippe
     let mut down = facts(Salt::Existing("salt".into()));
     down.nodes[1].status = "down".into();
     let steps = plan_of(&stack, &model, &down, &manager)
-        .deploy(&release, Build::Skip)
+        .deploy(&release, Build::Skip, &Before::Nothing)
         .unwrap();
     assert_eq!(steps[0].to_string().lines().count(), 1);
     let mut unlabelled = facts(Salt::Existing("salt".into()));
     unlabelled.nodes[1] = node("n2", "ready", None);
     let err = plan_of(&stack, &model, &unlabelled, &manager)
-        .deploy(&release, Build::Skip)
+        .deploy(&release, Build::Skip, &Before::Nothing)
         .err()
         .unwrap();
     assert!(
@@ -367,5 +371,29 @@ fn down_keeps_the_data_unless_asked_and_then_removes_each_nodes_volumes_and_the_
                 .to_owned(),
             format!("{MANAGER} secret rm travial-prod_postgres_password_0123"),
         ]
+    );
+}
+
+#[test]
+fn a_backup_comes_after_the_database_converged_and_before_the_job() {
+    let (release, model, manager) = (release(None), model(), manager());
+    let stack = stack(&release);
+    let facts = facts(Salt::Existing("salt".into()));
+    let before = Before::Backup {
+        store: Store::new(std::path::Path::new("/srv/travial"), "prod", None, None),
+        taken: Taken::default(),
+    };
+    let plan = plan_of(&stack, &model, &facts, &manager);
+    let backup = "# if travial/app:0a1b2c3 brings migrations db's database lacks: a backup into \
+                  backups/prod/<ID>.dump, as `cargo xtask backup prod` takes it";
+    let deploy = lines(&plan.deploy(&release, Build::Skip, &before).unwrap());
+    assert_eq!(deploy[5..7], [backup.to_owned(), job()]);
+    let migrate = lines(&plan.migrate(&release, &before).unwrap());
+    assert_eq!(migrate[5..], [backup.to_owned(), job()]);
+    assert!(
+        lines(&plan.rollback(&release).unwrap())
+            .iter()
+            .all(|line| !line.contains("backup")),
+        "a rollback migrates nothing"
     );
 }
