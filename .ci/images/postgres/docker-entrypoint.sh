@@ -3,7 +3,8 @@
 # POSTGRES_USER and POSTGRES_DB may come from the file its *_FILE variable names (Compose
 # and Swarm secrets); on the first start (no
 # PG_VERSION in PGDATA) initdb with POSTGRES_USER / POSTGRES_PASSWORD, listen on all
-# addresses, require a password over TCP, then a temporary server on the Unix socket only
+# addresses, require a password over TCP (unless POSTGRES_HOST_AUTH_METHOD says otherwise:
+# `trust` needs no password at all), then a temporary server on the Unix socket only
 # creates POSTGRES_DB and runs /docker-entrypoint-initdb.d; finally exec the real server, so
 # that it is PID 1 and gets the stop signal itself. A later start with data present skips
 # all of that.
@@ -44,7 +45,8 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-    if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+    method=${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}
+    if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$method" != trust ]; then
         cat >&2 <<'EOF'
 Error: Database is uninitialized and superuser password is not specified.
        You must specify POSTGRES_PASSWORD to a non-empty value for the
@@ -55,11 +57,15 @@ EOF
     user=${POSTGRES_USER:-postgres}
     db=${POSTGRES_DB:-$user}
 
-    initdb --username="$user" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") \
-        --encoding=UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 \
-        -D "$PGDATA"
+    initdb=(initdb --username="$user" --encoding=UTF8 --locale=C.UTF-8 --auth-local=trust
+        --auth-host="$method" -D "$PGDATA")
+    if [ -n "${POSTGRES_PASSWORD:-}" ]; then
+        "${initdb[@]}" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD")
+    else
+        "${initdb[@]}"
+    fi
     echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
-    echo 'host all all all scram-sha-256' >> "$PGDATA/pg_hba.conf"
+    echo "host all all all $method" >> "$PGDATA/pg_hba.conf"
 
     # The temporary server: Unix socket only, so that nothing on TCP (a healthcheck, the
     # app) ever sees a half-initialised database.

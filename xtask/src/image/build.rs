@@ -59,11 +59,13 @@ pub fn plan(
     if cache == Cache::Ignore {
         args.push("--no-cache".to_owned());
     }
+    let migrations = source.migrations.to_string();
     for (name, value) in [
         ("VERSION", source.version.as_str()),
         ("REVISION", source.full_sha.as_str()),
         ("CREATED", source.revision.commit_time.as_str()),
         ("SOURCE", source.repository_url.as_str()),
+        ("MIGRATIONS", migrations.as_str()),
     ] {
         args.push("--build-arg".to_owned());
         args.push(format!("{name}={value}"));
@@ -130,6 +132,7 @@ mod tests {
                 commit_time: "2026-11-24T16:00:00+00:00".into(),
             },
             full_sha: "0a1b2c3d4e".into(),
+            migrations: 2,
         }
     }
 
@@ -154,7 +157,7 @@ mod tests {
                 "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker compose -p travial -f compose/compose.yaml build \
                  --build-arg VERSION=1.4.2 --build-arg REVISION=0a1b2c3d4e \
                  --build-arg CREATED=2026-11-24T16:00:00+00:00 \
-                 --build-arg SOURCE=https://github.com/travial/travial web",
+                 --build-arg SOURCE=https://github.com/travial/travial --build-arg MIGRATIONS=2 web",
                 "docker tag travial/app:0a1b2c3 travial/app:1.4.2",
                 "docker tag travial/app:0a1b2c3 travial/app:1.4",
                 "docker tag travial/app:0a1b2c3 travial/app:1",

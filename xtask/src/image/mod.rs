@@ -24,6 +24,8 @@ pub struct Source {
     pub repository_url: String,
     pub revision: Revision,
     pub full_sha: String,
+    /// The newest migration in app/migrations, which the app embeds.
+    pub migrations: u32,
 }
 
 /// The image's local name, as compose.yaml defines it (`APP_IMAGE` overrides it there).
@@ -91,7 +93,9 @@ impl Source {
                 .to_owned())
         };
         let full_sha = git(&["rev-parse", "HEAD"])?;
+        let migrations = newest_migration(&sh.current_dir().join(MIGRATIONS_DIR))?;
         Ok(Source {
+            migrations,
             version: app.version,
             repository_url: app.repository.unwrap_or_default(),
             revision: Revision {
@@ -101,5 +105,37 @@ impl Source {
             },
             full_sha,
         })
+    }
+}
+
+/// Where the app's migrations are, `V{version}__{name}.sql` each.
+const MIGRATIONS_DIR: &str = "app/migrations";
+
+/// The highest version among the migration files of `dir`.
+fn newest_migration(dir: &std::path::Path) -> anyhow::Result<u32> {
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the migrations in {}", dir.display()))?;
+    Ok(entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix('V')?
+                .split_once("__")?
+                .0
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_newest_migration_is_read_from_the_file_names() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        assert_eq!(
+            super::newest_migration(&root.join(super::MIGRATIONS_DIR)).unwrap(),
+            2
+        );
     }
 }

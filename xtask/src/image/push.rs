@@ -225,6 +225,7 @@ mod tests {
                 commit_time: "t".into(),
             },
             full_sha: "abc1234ff".into(),
+            migrations: 2,
         };
         (image, source)
     }

@@ -153,6 +153,7 @@ pub fn plan(
     );
     steps.push(migrate_step(stack, model));
     steps.extend(web_steps(stack, model, options.timeout)?);
+    steps.extend(others_step(stack, model));
     Ok(steps)
 }
 
@@ -240,6 +241,22 @@ pub fn migrate_step(stack: &Stack, model: &Model) -> Step {
             settings.web_service, settings.db_service
         ),
     )
+}
+
+/// The services that run beside the three the xtask drives (a scheduled backup), up and
+/// as the model says; nothing when there are none.
+fn others_step(stack: &Stack, model: &Model) -> Option<Step> {
+    let others = model.others();
+    if others.is_empty() {
+        return None;
+    }
+    let mut up = vec!["up", "--detach", "--no-build", "--no-deps"];
+    up.extend(&others);
+    Some(Step::run(
+        &format!("{} up{}", output::and_list(&others), stack.target.on()),
+        stack.compose_with_secrets(&up),
+        &format!("{} did not start (web serves)", output::and_list(&others)),
+    ))
 }
 
 /// web replaced behind the proxy (see `switch`); then, on this machine's engine, the app

@@ -64,6 +64,7 @@ fn release(registry: Option<&str>) -> Release {
                 commit_time: "2026-11-24T16:00:00+00:00".into(),
             },
             full_sha: "0a1b2c3d4e".into(),
+            migrations: 2,
         }),
     }
 }
@@ -96,7 +97,7 @@ const OPTIONS: Options = Options {
 
 const BUILD: &str = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker compose -p travial -f compose/compose.yaml \
     build --build-arg VERSION=0.1.0 --build-arg REVISION=0a1b2c3d4e --build-arg CREATED=2026-11-24T16:00:00+00:00 \
-    --build-arg SOURCE=https://github.com/travial/travial web";
+    --build-arg SOURCE=https://github.com/travial/travial --build-arg MIGRATIONS=2 web";
 
 /// The switch's lines, for a stack whose compose lines start with `compose`.
 fn switch(compose: &str, docker: &str, timeout: u64) -> String {

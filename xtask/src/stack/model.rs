@@ -99,6 +99,9 @@ pub struct Service {
     pub configs: Vec<FileMount>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub volumes: Vec<VolumeMount>,
+    /// A service in a profile is run on purpose (`migrate`), never by `up`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub profiles: Vec<String>,
     /// Every other key, as Compose printed it.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_yaml::Value>,
@@ -163,6 +166,22 @@ impl Model {
             .and_then(|config| config.content.as_deref())
             .with_context(|| format!("the config `{key}` has no inline content"))?;
         Ok(content.replace("$$", "$"))
+    }
+
+    /// The services `up` runs beside the three the xtask drives (db, web, the proxy):
+    /// a scheduled backup, say; sorted.
+    pub fn others(&self) -> Vec<&str> {
+        let settings = &self.xtask;
+        let driven = [
+            &settings.db_service,
+            &settings.web_service,
+            &settings.proxy_service,
+        ];
+        self.services
+            .iter()
+            .filter(|(name, service)| service.profiles.is_empty() && !driven.contains(name))
+            .map(|(name, _)| name.as_str())
+            .collect()
     }
 
     pub fn service(&self, name: &str) -> anyhow::Result<&Service> {

@@ -164,21 +164,16 @@ impl<'a> Plan<'a> {
         phase: Phase,
     ) -> anyhow::Result<Step> {
         let settings = &self.model.xtask;
+        let mut all_but_web = vec![settings.db_service.as_str(), &settings.proxy_service];
+        all_but_web.extend(self.model.others());
         let (services, done): (Vec<&str>, String) = match phase {
             Phase::AllButWeb => (
-                vec![&settings.db_service, &settings.proxy_service],
-                format!(
-                    "{} and {} converged",
-                    settings.db_service, settings.proxy_service
-                ),
+                all_but_web.clone(),
+                format!("{} converged", crate::output::and_list(&all_but_web)),
             ),
             Phase::Only(service) => (vec![service], format!("{service} converged")),
             Phase::All => (
-                vec![
-                    &settings.db_service,
-                    &settings.proxy_service,
-                    &settings.web_service,
-                ],
+                [all_but_web, vec![&settings.web_service]].concat(),
                 "stack deployed".to_owned(),
             ),
         };

@@ -246,6 +246,13 @@ fn deploy_of(name: &str, given: &Value, settings: &Settings, options: &Options) 
             "rollback_config".into(),
             json!({ "parallelism": 1, "order": "start-first" }),
         );
+    } else if Some(name) == settings.backup_service.as_deref() {
+        // Beside the database, its volume on the same node as the database's.
+        deploy.insert("replicas".into(), 1.into());
+        deploy.insert(
+            "placement".into(),
+            json!({ "constraints": [format!("node.labels.{DB_NODE_LABEL} == true")] }),
+        );
     } else if name == settings.proxy_service {
         // On every node: with host-mode ports, each node answers on its own address.
         deploy.insert("mode".into(), "global".into());
