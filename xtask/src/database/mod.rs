@@ -23,7 +23,7 @@ use crate::{
     swarm,
 };
 
-pub use manifest::Store;
+pub use manifest::{Manifest, Store};
 
 /// The database's running container, where its tools run: on the engine of a Compose
 /// project, or on the node of a swarm that runs its task.
@@ -112,25 +112,40 @@ impl Database {
         self.exec(Stdin::Read, args)
     }
 
-    /// What `sql` prints, run as the owner on the stack's database.
+    /// What `sql` prints, run as the owner on the stack's database; psql's own `ERROR:`
+    /// line when it fails.
     pub fn query(&self, sh: &Shell, sql: &str) -> anyhow::Result<String> {
         let command = self
             .psql(None, &[])
             .stdin_content("the query", sql.as_bytes().to_vec());
-        run::read(sh, &command)
+        let output = run::probe(sh, &command)?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let reason = stderr
+                .lines()
+                .find(|line| line.contains("ERROR:") || line.contains("FATAL:"))
+                .map(|line| line.trim().to_owned())
+                .or_else(|| run::last_line(&stderr))
+                .unwrap_or_else(|| output.status.to_string());
+            bail!("psql on {} failed: {reason}", self.name);
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// `Some(v)`: the newest migration applied; `None` before the first (no history table).
     pub fn applied_migration(&self, sh: &Shell) -> anyhow::Result<Option<i64>> {
-        let text = self.query(
+        let exists = self.query(
             sh,
-            "SELECT CASE WHEN to_regclass('refinery_schema_history') IS NULL THEN '' \
-             ELSE (SELECT COALESCE(MAX(version), 0)::text FROM refinery_schema_history) END;",
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL;",
         )?;
-        let text = text.trim();
-        if text.is_empty() {
+        if exists.trim() != "t" {
             return Ok(None);
         }
+        let text = self.query(
+            sh,
+            "SELECT COALESCE(MAX(version), 0) FROM refinery_schema_history;",
+        )?;
+        let text = text.trim();
         text.parse()
             .map(Some)
             .with_context(|| format!("unexpected answer for the migrations applied: `{text}`"))

@@ -47,7 +47,7 @@ pub fn run(sh: &Shell, args: &RestoreArgs) -> anyhow::Result<()> {
     plan::confirm_by_name(
         &env,
         &format!(
-            "This replaces the data of {env}{} with backup {} (taken {}, {} rows, migrations up to V{})",
+            "restoring replaces the data of {env}{} with backup {} (taken {}, {} rows, migrations up to V{})",
             stack.target.on(),
             manifest.id,
             manifest.taken_at,
@@ -65,15 +65,17 @@ pub fn run(sh: &Shell, args: &RestoreArgs) -> anyhow::Result<()> {
     let record = state::begin(sh, &stack, &lock, "restore", &serving.to_string())?;
     let undo_store = backup::store(sh, &stack, &model, args.dir.dir.as_deref());
     let mut undo = None;
-    let outcome = restore(
-        sh,
-        &stack,
-        &model,
-        (&store, &manifest),
-        &undo_store,
-        &serving,
-        &mut undo,
-    );
+    let outcome = under_maintenance(sh, &stack, &model, || {
+        restore(
+            sh,
+            &stack,
+            &model,
+            (&store, &manifest),
+            &undo_store,
+            &serving,
+            &mut undo,
+        )
+    });
     let result = match &outcome {
         Ok(()) => Ok(format!("backup {}", manifest.id)),
         Err(err) => Err(crate::output::error_line(err)),
@@ -169,8 +171,22 @@ fn check_migrations(
     }
 }
 
-/// Steps 2 to 7 (see the module's comment): `backup` restored, the data it replaces backed
-/// up into `undo_store` first (its ID in `undo`), then migrated by `migrate_with`.
+/// `work` with the maintenance page on, taken off afterwards whatever happened.
+pub fn under_maintenance(
+    sh: &Shell,
+    stack: &Stack,
+    model: &Model,
+    work: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    maintenance::set(sh, stack, model, Mode::On)?;
+    let done = work();
+    let page_off = maintenance::set(sh, stack, model, Mode::Off);
+    done?;
+    page_off
+}
+
+/// Steps 2 and 4 to 6 (see the module's comment): `backup` restored, the data it replaces
+/// backed up into `undo_store` first (its ID in `undo`), then migrated by `migrate_with`.
 pub fn restore(
     sh: &Shell,
     stack: &Stack,
@@ -192,11 +208,7 @@ pub fn restore(
     )
     .context("the backup of the current data failed, so nothing was changed")?;
     *undo = Some(before.id);
-    maintenance::set(sh, stack, model, Mode::On)?;
-    let restored = replace(sh, stack, model, store, manifest, &database, migrate_with);
-    let page_off = maintenance::set(sh, stack, model, Mode::Off);
-    restored?;
-    page_off
+    replace(sh, stack, model, store, manifest, &database, migrate_with)
 }
 
 fn replace(
@@ -225,7 +237,8 @@ fn replace(
     };
     // A database left by a restore that failed before its swap goes first.
     on_postgres(
-        "DROP DATABASE IF EXISTS :\"restoring\" WITH (FORCE);\n\
+        "SET client_min_messages TO warning;\n\
+         DROP DATABASE IF EXISTS :\"restoring\" WITH (FORCE);\n\
          CREATE DATABASE :\"restoring\" OWNER :\"owner\";\n",
         "a database beside the live one",
     )?;
@@ -251,7 +264,8 @@ fn replace(
     );
     if let Err(err) = restored {
         let _ = on_postgres(
-            "DROP DATABASE IF EXISTS :\"restoring\" WITH (FORCE);\n",
+            "SET client_min_messages TO warning;\n\
+             DROP DATABASE IF EXISTS :\"restoring\" WITH (FORCE);\n",
             "the half-restored database",
         );
         return Err(err.context(format!(
@@ -264,7 +278,7 @@ fn replace(
     let swapped = on_postgres(
         "ALTER DATABASE :\"live\" ALLOW_CONNECTIONS false;\n\
          SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = :'live' AND pid <> pg_backend_pid();\n\
+         WHERE datname = :'live' AND pid <> pg_backend_pid() \\gset\n\
          BEGIN;\n\
          ALTER DATABASE :\"live\" RENAME TO :\"replaced\";\n\
          ALTER DATABASE :\"restoring\" RENAME TO :\"live\";\n\
@@ -273,7 +287,8 @@ fn replace(
     );
     if let Err(err) = swapped {
         let _ = on_postgres(
-            "ALTER DATABASE :\"live\" ALLOW_CONNECTIONS true;\n\
+            "SET client_min_messages TO warning;\n\
+             ALTER DATABASE :\"live\" ALLOW_CONNECTIONS true;\n\
              DROP DATABASE IF EXISTS :\"restoring\" WITH (FORCE);\n",
             "the live database open again",
         );
@@ -295,7 +310,8 @@ fn replace(
     )?;
     plan::execute(sh, &steps).context("the restored data is live, but its migrations failed")?;
     if let Err(err) = on_postgres(
-        "DROP DATABASE IF EXISTS :\"replaced\" WITH (FORCE);\n",
+        "SET client_min_messages TO warning;\n\
+         DROP DATABASE IF EXISTS :\"replaced\" WITH (FORCE);\n",
         "the replaced database dropped",
     ) {
         bail!("{err:#}: the data it held is in the backup taken before the restore");

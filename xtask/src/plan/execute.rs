@@ -74,7 +74,15 @@ pub fn confirm_by_name(env: &str, warning: &str, yes: bool) -> anyhow::Result<()
         )
         .into());
     }
-    eprint!("{warning}.\nType the environment's name ({env}) to go on: ");
+    let mut sentence = warning.chars();
+    let first = sentence
+        .next()
+        .map(|c| c.to_uppercase().to_string())
+        .unwrap_or_default();
+    eprint!(
+        "{first}{}.\nType the environment's name ({env}) to go on: ",
+        sentence.as_str()
+    );
     let mut answer = String::new();
     std::io::stdin()
         .lock()

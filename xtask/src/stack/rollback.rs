@@ -18,6 +18,11 @@ use super::{
 };
 use crate::{
     cli::RollbackArgs,
+    database::{
+        Database, Manifest, Store,
+        backup::{self, migrations_known},
+        restore,
+    },
     docker::{Engine, Needs, images, run},
     hint::Hint,
     image::Reference,
@@ -37,10 +42,13 @@ pub fn run(sh: &Shell, args: &RollbackArgs) -> anyhow::Result<()> {
     let records = state::history(sh, &stack)?;
     let (image, current) = target(&records, args.to.as_deref(), env)?;
     let image = Reference::parse(&image)?;
+    let store = backup::store(sh, &stack, &model, args.dir.dir.as_deref());
+    let undo_with = backup_before(&records, &image, &store)?;
     // Asking the target image and the database runs containers: not in a dry run.
-    if !args.dry_run {
-        check_migrations(sh, &stack, &model, &image, args.force)?;
-    }
+    let restoring = match args.dry_run {
+        true => None,
+        false => check_migrations(sh, &stack, &model, &image, args, undo_with.as_ref())?,
+    };
     let stack = stack.running(&image);
     let release = Release::deployed(image.clone(), &model.xtask.web_service);
     let steps = match &stack.target {
@@ -59,6 +67,12 @@ pub fn run(sh: &Shell, args: &RollbackArgs) -> anyhow::Result<()> {
         println!(
             "# first: the migrations {image} knows, checked against the database's (--force skips the refusal)"
         );
+        if let (true, Some(backup)) = (args.restore, &undo_with) {
+            println!(
+                "# then, the maintenance page on, backup {} restored (as `cargo xtask restore {env} {}` does), migrated by {image}",
+                backup.id, backup.id
+            );
+        }
         plan::print(&steps);
         println!("{}", super::deploy::LOCKED);
         return Ok(());
@@ -67,12 +81,62 @@ pub fn run(sh: &Shell, args: &RollbackArgs) -> anyhow::Result<()> {
         "run `cargo xtask rollback {env}` again to finish, or `cargo xtask history {env}` to see where it stands"
     ));
     let record = state::begin(sh, &stack, &lock, "rollback", &image.to_string())?;
-    let outcome = plan::execute(sh, &steps);
+    let mut undo = None;
+    let outcome = match &restoring {
+        None => plan::execute(sh, &steps),
+        Some(backup) => restore::under_maintenance(sh, &stack, &model, || {
+            restore::restore(
+                sh,
+                &stack,
+                &model,
+                (&store, backup),
+                &store,
+                &image,
+                &mut undo,
+            )?;
+            plan::execute(sh, &steps)
+        }),
+    };
     let result = super::deploy::serving_or_reason(sh, &stack, &model, &outcome);
+    let record = Record {
+        backup: undo,
+        ..record
+    };
     state::finish(sh, &stack, &lock, &record, result);
     outcome?;
     println!("{env} is back on {image}{}", stack.target.on());
+    if let Some(backup) = restoring {
+        println!(
+            "with the data of backup {}; the data it replaced is kept as backup {}",
+            backup.id,
+            record.backup.as_deref().unwrap_or("-")
+        );
+    }
     Ok(())
+}
+
+/// The backup taken before the first deploy after `image` last served that took one:
+/// the data as it was before the migrations `image` does not know. Only if this machine
+/// has it.
+fn backup_before(
+    records: &[Record],
+    image: &Reference,
+    store: &Store,
+) -> anyhow::Result<Option<Manifest>> {
+    let image = image.to_string();
+    let since = records
+        .iter()
+        .rposition(|record| record.succeeded() && record.image == image)
+        .map_or(0, |last| last + 1);
+    let Some(id) = records[since..].iter().find_map(|record| {
+        record
+            .backup
+            .as_deref()
+            .filter(|_| record.command == "deploy")
+    }) else {
+        return Ok(None);
+    };
+    Ok(store.find(Some(id)).ok())
 }
 
 /// Which image to go back to, and the current one: `--to TAG` of the current image's
@@ -148,84 +212,92 @@ fn compose_steps(
 }
 
 /// Refuses an image that knows fewer migrations than the database has applied, unless
-/// forced: the schema stays as it is, and that image's code may not work with it.
+/// forced (the schema stays as it is, and that image's code may not work with it) or told
+/// to restore the backup taken before them: then that backup, to restore.
 fn check_migrations(
     sh: &Shell,
     stack: &Stack,
     model: &Model,
     target: &Reference,
-    force: bool,
-) -> anyhow::Result<()> {
-    let engine = stack.engine();
-    let image = target.to_string();
-    let knows = run::read(
-        sh,
-        &engine.docker(["run", "--rm", "--entrypoint", "app", &image, "migrations"]),
-    )
-    .ok()
-    .and_then(|text| text.trim().parse::<i64>().ok());
-    let db = &model.xtask.db_service;
-    let environment = &model.service(db)?.environment;
-    let setting = |name: &str, default: &str| {
-        environment
-            .get(name)
-            .cloned()
-            .flatten()
-            .unwrap_or_else(|| default.to_owned())
-    };
-    let (user, database) = (
-        setting("POSTGRES_USER", "postgres"),
-        setting("POSTGRES_DB", "postgres"),
-    );
-    let query = "SELECT COALESCE(MAX(version), 0) FROM refinery_schema_history";
-    let psql = ["psql", "-U", &user, "-d", &database, "-tAc", query];
-    let exec = match &stack.target {
-        // The database's task runs on the manager (the node labelled for it).
-        Target::Swarm { .. } => {
-            let filter = format!(
-                "label=com.docker.swarm.service.name={}",
-                swarm::service_name(stack, db)
-            );
-            let id = run::read(sh, &engine.docker(["ps", "--quiet", "--filter", &filter]))?;
-            let mut args = vec![
-                "exec".to_owned(),
-                id.lines().next().unwrap_or_default().to_owned(),
-            ];
-            args.extend(psql.map(str::to_owned));
-            engine.docker(args)
-        }
-        Target::Compose { .. } => {
-            let mut args = vec!["exec", "-T", db.as_str()];
-            args.extend(psql);
-            stack.compose(&args)
-        }
-    };
-    let applied = run::read(sh, &exec)
+    args: &RollbackArgs,
+    backup: Option<&Manifest>,
+) -> anyhow::Result<Option<Manifest>> {
+    let knows = knows(sh, stack.engine(), target)?;
+    let applied = Database::find(sh, stack, model)
+        .and_then(|database| database.applied_migration(sh))
         .ok()
-        .and_then(|text| text.trim().parse::<i64>().ok());
-    let unsure = |what: String| -> anyhow::Result<()> {
-        match force {
-            true => Ok(()),
+        .flatten();
+    let env = stack.name();
+    let unsure = |what: String| -> anyhow::Result<Option<Manifest>> {
+        match args.force {
+            true => Ok(None),
             false => Err(Hint::new(what, "roll back anyway with --force").into()),
         }
     };
-    match (knows, applied) {
-        (Some(knows), Some(applied)) if knows < applied && !force => Err(Hint::new(
+    let (knows, applied) = match (knows, applied) {
+        (Some(knows), Some(applied)) => (knows, applied),
+        (None, _) => {
+            return unsure(format!(
+                "cannot tell which migrations {target} knows (`app migrations` failed in it: an image older than that command?)"
+            ));
+        }
+        (_, None) => {
+            return unsure(format!(
+                "cannot read which migrations the database has applied (is {} running?)",
+                model.xtask.db_service
+            ));
+        }
+    };
+    if knows >= applied || args.force {
+        return Ok(None);
+    }
+    let problem = format!(
+        "{target} knows the migrations up to V{knows}, and the database has V{applied} applied: \
+         migrations are never reverted, so its code may not work with this schema"
+    );
+    match (backup, args.restore) {
+        (Some(backup), true) if backup.newest_migration() <= knows => {
+            plan::confirm_by_name(
+                env,
+                &format!(
+                    "rolling back to {target} with --restore replaces the data of {env} with backup {} (taken {}, before the migrations after V{knows}): what was written since is lost (a backup of it is taken first)",
+                    backup.id, backup.taken_at
+                ),
+                args.yes,
+            )?;
+            Ok(Some(backup.clone()))
+        }
+        (Some(backup), _) => Err(Hint::new(
+            problem,
             format!(
-                "{target} knows the migrations up to V{knows}, and the database has V{applied} applied: \
-                 migrations are never reverted, so its code may not work with this schema"
+                "`cargo xtask rollback {env} --restore` also restores backup {} (taken {} before them), or deploy a fix instead, or roll back anyway with --force",
+                backup.id, backup.taken_at
             ),
-            "roll back anyway with --force, or deploy a fix instead",
         )
         .into()),
-        (Some(_), Some(_)) => Ok(()),
-        (None, _) => unsure(format!(
-            "cannot tell which migrations {target} knows (`app migrations` failed in it: an image older than that command?)"
-        )),
-        (_, None) => unsure(format!(
-            "cannot read which migrations the database has applied (is {db} running?)"
-        )),
+        (None, _) => Err(Hint::new(
+            problem,
+            "no backup here was taken before them: deploy a fix instead, or roll back anyway with --force",
+        )
+        .into()),
     }
+}
+
+/// The newest migration `image` knows, asked where it is: on the engine, else here (it is
+/// sent from here), else pulled from the registry its name gives.
+fn knows(sh: &Shell, engine: &Engine, image: &Reference) -> anyhow::Result<Option<i64>> {
+    let shown = image.to_string();
+    if images::has(sh, engine, &shown)? {
+        return migrations_known(sh, engine, &shown);
+    }
+    if images::has(sh, &Engine::Local, &shown)? {
+        return migrations_known(sh, &Engine::Local, &shown);
+    }
+    if image.registry().is_some() {
+        run::act(sh, &engine.docker(["pull", "--quiet", &shown]))?;
+        return migrations_known(sh, engine, &shown);
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
