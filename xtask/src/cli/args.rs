@@ -265,8 +265,8 @@ pub struct WaitArgs {
 
 #[derive(Args, Debug)]
 pub struct DirArgs {
-    /// Where the backups are kept here, relative to the project root (default: the
-    /// environment's `x-xtask: backups`, i.e. BACKUP_DIR, else backups/ENV)
+    /// Where the backups are kept here, relative to the project root (default: ENV in the
+    /// directory BACKUP_DIR names, else backups/ENV)
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }

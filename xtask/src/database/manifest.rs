@@ -1,5 +1,5 @@
-//! Where backups are kept on this machine (`backups/ENV/` by default, `--dir`, or the
-//! environment's `x-xtask: backups`), each as a dump (`ID.dump`, `pg_dump -Fc`) beside its
+//! Where backups are kept on this machine (`backups/ENV/` by default, `--dir`, or
+//! `ENV/` in the directory `x-xtask: backups` names), each as a dump (`ID.dump`, `pg_dump -Fc`) beside its
 //! manifest (`ID.json`): when, why, which image and revision, the migrations applied, each
 //! table's rows, the size and SHA-256 of the dump. The directory is 0700, the files 0600;
 //! IDs are the time taken (`20261205T101112Z`), so they sort as they were taken.
@@ -74,12 +74,12 @@ pub struct Store {
 }
 
 impl Store {
-    /// `--dir`, else the environment's `x-xtask: backups`, else `backups/ENV`; relative to
-    /// the project root.
+    /// `--dir` itself, else `ENV` in the directory `x-xtask: backups` names, else
+    /// `backups/ENV`; relative to the project root.
     pub fn new(root: &Path, env: &str, given: Option<&Path>, setting: Option<&str>) -> Store {
         let dir = match (given, setting.filter(|dir| !dir.is_empty())) {
             (Some(dir), _) => root.join(dir),
-            (None, Some(dir)) => root.join(dir),
+            (None, Some(dir)) => root.join(dir).join(env),
             (None, None) => root.join("backups").join(env),
         };
         let shown = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
@@ -321,7 +321,10 @@ mod tests {
         assert!(!store.dump("20261205T101112Z").exists());
         let given = Store::new(&root, "prod", Some(Path::new("/srv/b")), Some("elsewhere"));
         assert_eq!(given.dir, Path::new("/srv/b"));
-        assert_eq!(Store::new(&root, "prod", None, Some("keep")).shown, "keep");
+        assert_eq!(
+            Store::new(&root, "prod", None, Some("keep")).shown,
+            "keep/prod"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -5,6 +5,7 @@
 
 mod e2e;
 
+mod backup;
 mod cli;
 mod compose_v5;
 mod deploy;

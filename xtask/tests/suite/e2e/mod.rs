@@ -79,6 +79,7 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(name: &str) -> Sandbox {
         let prefix = format!("travial-e2e-{name}-{}", std::process::id());
+        let backups = std::env::temp_dir().join(format!("{prefix}-backups"));
         let mut vars = ci_settings();
         vars.extend(
             [
@@ -88,6 +89,7 @@ impl Sandbox {
                 ("WEB_PORT", free_port().to_string()),
                 ("DB_PORT", free_port().to_string()),
                 ("HTTPS_PORT", free_port().to_string()),
+                ("BACKUP_DIR", backups.display().to_string()),
             ]
             .map(|(key, value)| (key.to_owned(), value)),
         );
@@ -116,6 +118,31 @@ impl Sandbox {
             .current_dir(root())
             .envs(self.vars.iter().cloned());
         command.output().unwrap()
+    }
+
+    /// The xtask with `input` on its stdin (a pipe, never a terminal).
+    pub fn xtask_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child = Command::new(XTASK)
+            .args(args)
+            .current_dir(root())
+            .envs(self.vars.iter().cloned())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Where this sandbox's backups go (BACKUP_DIR).
+    pub fn backups(&self) -> PathBuf {
+        PathBuf::from(self.var("BACKUP_DIR"))
     }
 
     /// `docker compose` on one environment's stack, as the xtask names it.
@@ -163,6 +190,7 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.backups());
         for env in ["dev", "staging", "prod"] {
             let _ = self.compose(
                 env,
