@@ -49,7 +49,7 @@ fn main() {
         times.push(elapsed.as_secs_f64());
         redeploy_sent.push(sent(&String::from_utf8_lossy(&output.stderr)));
     }
-    settings.xtask(&["down", "prod", "--volumes", "--host", &url], &[]);
+    settings.xtask(&["down", "prod", "--volumes", "--yes", "--host", &url], &[]);
 
     println!("| figure | value |");
     println!("|---|---|");

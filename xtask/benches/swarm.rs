@@ -117,7 +117,15 @@ fn main() {
         results.sent - before.sent
     ));
     settings.xtask(
-        &["down", "prod", "--volumes", "--swarm", "--host", &url],
+        &[
+            "down",
+            "prod",
+            "--volumes",
+            "--yes",
+            "--swarm",
+            "--host",
+            &url,
+        ],
         &[],
     );
     remove_images(&releases);

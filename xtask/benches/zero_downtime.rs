@@ -34,7 +34,7 @@ fn main() {
     let releases: Vec<String> = (0..2)
         .map(|n| release("zd-base", &format!("zd-{n}")))
         .collect();
-    settings.xtask(&["down", "prod", "--volumes"], &[]);
+    settings.xtask(&["down", "prod", "--volumes", "--yes"], &[]);
     settings.xtask(&["deploy", "prod", "--no-build"], &[("APP_TAG", "zd-0")]);
     let base = format!("http://127.0.0.1:{port}");
     support::create_player(&base, "bench");
@@ -96,7 +96,7 @@ fn main() {
         lost.len(),
         results.sent - before.sent
     ));
-    settings.xtask(&["down", "prod", "--volumes"], &[]);
+    settings.xtask(&["down", "prod", "--volumes", "--yes"], &[]);
     remove_images(&releases);
     remove_images(&[other_proxy.to_owned()]);
 

@@ -221,9 +221,13 @@ pub struct SecretsArgs {
 pub struct DownArgs {
     #[command(flatten)]
     pub env: EnvArgs,
-    /// Also remove the volumes: the database's data is lost
+    /// Also remove the volumes: the database's data is lost (asks for the environment's
+    /// name, but for dev)
     #[arg(long)]
     pub volumes: bool,
+    /// Answer the question of --volumes: yes (for scripts)
+    #[arg(long, short, requires = "volumes")]
+    pub yes: bool,
     /// Remove a deploy lock left by a command that was stopped without releasing it
     #[arg(long)]
     pub break_lock: bool,

@@ -12,6 +12,7 @@ pub mod restore;
 mod snapshot;
 mod transfer;
 pub mod verify;
+pub mod version;
 
 use anyhow::{Context, bail};
 use xshell::Shell;

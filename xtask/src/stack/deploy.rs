@@ -22,7 +22,7 @@ use super::{
 use crate::{
     cli::DeployArgs,
     database::{
-        Store,
+        self, Store,
         backup::{self, Before, Taken},
     },
     docker::{Needs, run},
@@ -106,6 +106,7 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
     let env = &args.env.env;
     interrupt::set_hint(after_interruption("deploy", env));
     let lock = Lock::take(sh, &stack, "deploy", args.break_lock)?;
+    database::version::check(sh, &stack, &model)?;
     let steps = steps(swarm::DryRun::No)?;
     let record = state::begin(sh, &stack, &lock, "deploy", &release.runs.to_string())?;
     let outcome = plan::execute(sh, &steps);

@@ -30,10 +30,29 @@ pub fn run(sh: &Shell, args: &DownArgs) -> anyhow::Result<()> {
     if volumes == Volumes::Remove {
         steps.extend(history_step(sh, &stack)?);
     }
+    let asks = volumes == Volumes::Remove && !model.xtask.disposable;
     if args.dry_run {
+        if asks {
+            println!("# after typing the environment's name (--yes answers for scripts)");
+        }
         plan::print(&steps);
         println!("# under the deploy lock");
         return Ok(());
+    }
+    if asks {
+        let env = stack.name();
+        let everywhere = match stack.target {
+            Target::Compose { .. } => "",
+            Target::Swarm { .. } => ", on every node of the swarm",
+        };
+        plan::confirm_by_name(
+            env,
+            &format!(
+                "down --volumes deletes the data of {env}{} for good{everywhere}: its database, its backups kept there, its history (`cargo xtask backup {env}` first keeps a copy here)",
+                stack.target.on()
+            ),
+            args.yes,
+        )?;
     }
     // Never while a deploy or a rollback runs.
     let _lock = Lock::take(sh, &stack, "down", args.break_lock)?;
@@ -52,7 +71,9 @@ fn history_step(sh: &Shell, stack: &Stack) -> anyhow::Result<Option<Step>> {
     }
     Ok(Some(Step::run(
         "history removed",
-        stack.engine().docker(["rm", "--volumes", &container]),
+        stack
+            .engine()
+            .docker(["rm", "--force", "--volumes", &container]),
         "the history was not removed",
     )))
 }

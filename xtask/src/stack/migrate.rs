@@ -13,7 +13,10 @@ use super::{
 };
 use crate::{
     cli::MigrateArgs,
-    database::backup::{self, Before, Taken},
+    database::{
+        self,
+        backup::{self, Before, Taken},
+    },
     docker::Needs,
     interrupt,
     plan::{self, Step},
@@ -50,6 +53,7 @@ pub fn run(sh: &Shell, args: &MigrateArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     interrupt::set_hint(after_interruption("migrate", &args.env.env));
+    database::version::check(sh, &stack, &model)?;
     plan::execute(sh, &steps)
 }
 

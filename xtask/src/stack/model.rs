@@ -65,6 +65,9 @@ pub struct Settings {
     /// The service that takes scheduled backups on the host, if the environment runs it.
     #[serde(default)]
     pub backup_service: Option<String>,
+    /// Its data may go without a question (dev's): `down --volumes` does not ask.
+    #[serde(default)]
+    pub disposable: bool,
 }
 
 fn two() -> u32 {

@@ -9,7 +9,11 @@ use std::{fmt, sync::Arc};
 use anyhow::bail;
 use xshell::Shell;
 
-use super::{join, nodes::SSH_LABEL, stackfile::DB_NODE_LABEL};
+use super::{
+    join,
+    nodes::{self, SSH_LABEL},
+    stackfile::DB_NODE_LABEL,
+};
 use crate::{
     cli::SwarmInitArgs,
     docker::{Command, Engine, SshHost, preflight, run},
@@ -56,10 +60,26 @@ pub fn run(sh: &Shell, args: &SwarmInitArgs) -> anyhow::Result<()> {
             &format!("{manager} did not start a swarm"),
         ));
     }
-    let mut labels = vec![
-        (SSH_LABEL, manager.url()),
-        (DB_NODE_LABEL, "true".to_owned()),
-    ];
+    // One node holds the database's volume: a swarm that has it elsewhere keeps it there
+    // (moving it is a step of its own, with the data: see the README).
+    let db_elsewhere = match manager_state.active {
+        true => nodes::list(sh, &manager_engine)?
+            .into_iter()
+            .find(|node| node.db && node.id != manager_state.node_id),
+        false => None,
+    };
+    let mut labels = vec![(SSH_LABEL, manager.url())];
+    match &db_elsewhere {
+        Some(node) => crate::output::progress(&format!(
+            "the database stays on node {} (labelled {DB_NODE_LABEL}=true{}), not on {manager}",
+            node.id,
+            node.ssh
+                .as_deref()
+                .map(|url| format!(", {url}"))
+                .unwrap_or_default()
+        )),
+        None => labels.push((DB_NODE_LABEL, "true".to_owned())),
+    }
     push_label_step(
         sh,
         &mut steps,

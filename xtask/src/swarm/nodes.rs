@@ -5,6 +5,7 @@
 use anyhow::Context;
 use xshell::Shell;
 
+use super::stackfile::DB_NODE_LABEL;
 use crate::docker::{Engine, SshHost, run};
 
 /// The label with a node's SSH address.
@@ -18,6 +19,8 @@ pub struct Node {
     /// `active`, `pause` or `drain`.
     pub availability: String,
     pub ssh: Option<String>,
+    /// Labelled as the database's node (see `swarm init`).
+    pub db: bool,
 }
 
 impl Node {
@@ -47,7 +50,7 @@ pub fn list(sh: &Shell, manager: &Engine) -> anyhow::Result<Vec<Node>> {
         return Ok(Vec::new());
     }
     let format = format!(
-        "{{{{.ID}}}} {{{{.Status.State}}}} {{{{.Spec.Availability}}}} {{{{index .Spec.Labels \"{SSH_LABEL}\"}}}}"
+        "{{{{.ID}}}}|{{{{.Status.State}}}}|{{{{.Spec.Availability}}}}|{{{{index .Spec.Labels \"{SSH_LABEL}\"}}}}|{{{{index .Spec.Labels \"{DB_NODE_LABEL}\"}}}}"
     );
     let mut args = vec!["node", "inspect", "--format", &format];
     args.extend(ids);
@@ -61,16 +64,21 @@ pub fn list(sh: &Shell, manager: &Engine) -> anyhow::Result<Vec<Node>> {
         .collect()
 }
 
+/// `ID|STATE|AVAILABILITY|SSH|DB`, a missing label printed `<no value>`.
 fn parse(line: &str) -> Option<Node> {
-    let mut words = line.split_whitespace();
+    let mut fields = line.trim().split('|');
+    let label = |value: Option<&str>| {
+        value
+            .map(str::trim)
+            .filter(|value| !value.is_empty() && *value != "<no value>")
+            .map(str::to_owned)
+    };
     Some(Node {
-        id: words.next()?.to_owned(),
-        status: words.next()?.to_owned(),
-        availability: words.next()?.to_owned(),
-        ssh: words
-            .next()
-            .filter(|url| !url.is_empty() && *url != "<no")
-            .map(str::to_owned),
+        id: fields.next()?.to_owned(),
+        status: fields.next()?.to_owned(),
+        availability: fields.next()?.to_owned(),
+        ssh: label(fields.next()),
+        db: label(fields.next()).as_deref() == Some("true"),
     })
 }
 
@@ -78,14 +86,14 @@ fn parse(line: &str) -> Option<Node> {
 mod tests {
     #[test]
     fn node_lines() {
-        let node = super::parse("ufsomci17buw ready active ssh://root@10.201.21.2").unwrap();
+        let node = super::parse("ufsomci17buw|ready|active|ssh://root@10.201.21.2|true").unwrap();
         assert_eq!(node.ssh.as_deref(), Some("ssh://root@10.201.21.2"));
         assert_eq!(
-            (node.status.as_str(), node.availability.as_str()),
-            ("ready", "active")
+            (node.status.as_str(), node.availability.as_str(), node.db),
+            ("ready", "active", true)
         );
-        let unlabelled = super::parse("wu5vor7x ready drain <no value>").unwrap();
-        assert_eq!(unlabelled.ssh, None);
+        let unlabelled = super::parse("wu5vor7x|ready|drain|<no value>|<no value>\n").unwrap();
+        assert_eq!((unlabelled.ssh, unlabelled.db), (None, false));
         assert_eq!(super::parse("x"), None);
     }
 }

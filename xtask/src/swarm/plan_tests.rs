@@ -66,6 +66,7 @@ fn node(id: &str, status: &str, ssh: Option<&str>) -> Node {
         status: status.into(),
         availability: "active".into(),
         ssh: ssh.map(str::to_owned),
+        db: false,
     }
 }
 

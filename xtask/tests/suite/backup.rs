@@ -69,11 +69,13 @@ fn web_container(sandbox: &Sandbox) -> String {
     String::from_utf8_lossy(&ps.stdout).trim().to_owned()
 }
 
-/// What a client sees while something runs: each answer's status, and whether a 503 was
-/// the maintenance page. Polls until stopped.
+/// An answer's status and whether it was the maintenance page, or why there was none.
+type Answer = Result<(u16, bool), String>;
+
+/// What a client sees while something runs, polling until stopped.
 struct Watcher {
     stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<Result<(u16, bool), String>>>>,
+    seen: Arc<Mutex<Vec<Answer>>>,
     worker: Option<thread::JoinHandle<()>>,
 }
 
@@ -99,7 +101,7 @@ impl Watcher {
         }
     }
 
-    fn finish(mut self) -> Vec<Result<(u16, bool), String>> {
+    fn finish(mut self) -> Vec<Answer> {
         self.stop.store(true, Ordering::Relaxed);
         self.worker.take().unwrap().join().unwrap();
         self.seen.lock().unwrap().clone()

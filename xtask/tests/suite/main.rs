@@ -12,6 +12,7 @@ mod deploy;
 mod install_docker;
 mod push;
 mod remote;
+mod safety;
 mod secrets;
 mod swarm;
 mod wait;

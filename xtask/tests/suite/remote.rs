@@ -84,7 +84,7 @@ fn a_remote_host_from_a_first_deploy_to_down() {
         .filter(|container| container["state"] == "running")
         .map(|container| container["service"].as_str().unwrap())
         .collect();
-    assert_eq!(running, ["db", "proxy", "web"]);
+    assert_eq!(running, ["backup", "db", "proxy", "web"]);
     let logs = sandbox.xtask(&["logs", "prod", "web", "--host", &url]);
     assert_success(&logs, "logs");
     assert!(stdout(&logs).contains("listening on"), "{}", stdout(&logs));
@@ -147,7 +147,7 @@ fn a_remote_host_from_a_first_deploy_to_down() {
         "down lost the data"
     );
     assert_success(
-        &sandbox.xtask(&["down", "prod", "--host", &url, "--volumes"]),
+        &sandbox.xtask(&["down", "prod", "--host", &url, "--volumes", "--yes"]),
         "down --volumes",
     );
     let volumes = host.docker(&["volume", "ls", "--quiet"]);
@@ -219,4 +219,67 @@ fn through_a_registry_the_host_pulls_what_was_pushed_here() {
     assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), reference);
     let web = format!("http://{}:{}/readyz", host.address, sandbox.var("WEB_PORT"));
     assert_eq!(http("GET", &web, None).unwrap().0, 200);
+}
+
+#[test]
+fn backup_psql_and_restore_go_through_the_hosts_engine() {
+    let _one_at_a_time = exclusive();
+    let hosts = Hosts::start(&[13]);
+    let host = &hosts.hosts[0];
+    let mut sandbox = Sandbox::new("remote-backup");
+    sandbox.set("PATH", &hosts.path());
+    sandbox.set("POSTGRES_PASSWORD", "remote-owner-secret");
+    sandbox.set("APP_DB_PASSWORD", "remote-app-secret");
+    hosts.load(sandbox.var("POSTGRES_IMAGE"));
+    hosts.load(sandbox.var("PROXY_IMAGE"));
+    let url = host.url();
+    let web = format!("http://{}:{}", host.address, sandbox.var("WEB_PORT"));
+    let on_host = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--host", &url]);
+        sandbox.xtask(&all)
+    };
+    assert_success(&on_host(&["deploy", "prod", "--no-build"]), "deploy");
+    let player = r#"{"name":"ann","city":"Rome","birthdate":"1990-05-17"}"#;
+    let (status, body) = http("POST", &format!("{web}/api/players"), Some(player)).unwrap();
+    assert_eq!(status, 201, "{body}");
+
+    // The routine cleanups of a server leave the history (and its container) as it was.
+    for prune in [
+        &["system", "prune", "--force"][..],
+        &["container", "prune", "--force"],
+    ] {
+        let pruned = host.docker(prune);
+        assert!(pruned.status.success(), "{pruned:?}");
+    }
+    let history = on_host(&["history", "prod", "--json"]);
+    let records: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(
+        records[0]["command"], "deploy",
+        "the history did not survive a prune"
+    );
+
+    let backup = on_host(&["backup", "prod"]);
+    assert_success(&backup, "backup over SSH");
+    assert!(
+        stdout(&backup).contains("3 tables, 3 rows, migrations up to V2"),
+        "{}",
+        stdout(&backup)
+    );
+    let sql = sandbox.xtask_input(&["psql", "prod", "--host", &url], "DELETE FROM players;\n");
+    assert_success(&sql, "psql over SSH");
+    let gone = http("GET", &format!("{web}/api/players/ann"), None).unwrap();
+    assert_eq!(gone.0, 404, "{}", gone.1);
+
+    assert_success(&on_host(&["backup", "verify", "prod"]), "verify over SSH");
+    assert_success(&on_host(&["restore", "prod", "--yes"]), "restore over SSH");
+    let back = http("GET", &format!("{web}/api/players/ann"), None).unwrap();
+    assert_eq!(back.0, 200, "{}", back.1);
+    let list = on_host(&["backup", "list", "prod"]);
+    assert_success(&list, "backup list");
+    assert!(
+        stdout(&list).contains("restore") && stdout(&list).contains("manual"),
+        "{}",
+        stdout(&list)
+    );
 }

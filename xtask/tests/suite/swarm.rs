@@ -34,7 +34,7 @@ use crate::e2e::{
 };
 
 /// The tests of this module: the last one to end removes the cluster.
-const TESTS: usize = 10;
+const TESTS: usize = 12;
 const PLAYER: &str = r#"{"name":"ann","city":"Rome","birthdate":"1990-05-17"}"#;
 
 fn stdout(output: &Output) -> String {
@@ -221,13 +221,13 @@ impl Cluster {
         spec.status.success().then(|| text(spec))
     }
 
-    /// web on `tag` of the test's image, sent over SSH: deployed unless it runs it already.
+    /// web on `tag` of the test's image, sent over SSH: deployed unless it runs it already;
+    /// and the player the reads ask for there.
     fn deployed(&self, tag: &str) {
-        if self.release().as_deref() == Some(&format!("{}:{tag}", e2e::APP_IMAGE)) {
-            return;
+        if self.release().as_deref() != Some(&format!("{}:{tag}", e2e::APP_IMAGE)) {
+            let deploy = self.on_swarm(&[("APP_TAG", tag)], &["deploy", "--no-build"]);
+            assert_success(&deploy, &format!("deploy of {tag}"));
         }
-        let deploy = self.on_swarm(&[("APP_TAG", tag)], &["deploy", "--no-build"]);
-        assert_success(&deploy, &format!("deploy of {tag}"));
         self.add_player();
     }
 
@@ -399,7 +399,15 @@ fn status_and_logs_through_the_environments_defaults() {
             )
         })
         .collect();
-    assert_eq!(replicas, [("db", "1/1"), ("proxy", "2/2"), ("web", "2/2")]);
+    assert_eq!(
+        replicas,
+        [
+            ("backup", "1/1"),
+            ("db", "1/1"),
+            ("proxy", "2/2"),
+            ("web", "2/2")
+        ]
+    );
     let logs = cluster.xtask(&defaults, &["logs", "prod", "web"]);
     assert_success(&logs, "logs");
     // As `docker service logs` gives them: the app's own log (its stderr) on stderr, each
@@ -577,6 +585,17 @@ fn a_drained_node_moves_its_work_to_the_other_and_the_service_stays_up() {
     let active = manager.docker(&["node", "update", "--availability", "active", &worker_id]);
     assert!(active.status.success(), "{active:?}");
     assert!(moved, "web did not move off the drained node");
+    // Back in service, the worker runs its proxy again (a global service's task).
+    let mut serving = false;
+    for _ in 0..120 {
+        let health = http("GET", &format!("{}/healthz", cluster.url_of(worker)), None);
+        if matches!(health, Ok((200, _))) {
+            serving = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+    assert!(serving, "the worker's proxy did not come back");
     let (status, body) = cluster.player_through(manager);
     assert_eq!(status, 200, "{}", body);
     let results = load.finish();
@@ -648,9 +667,23 @@ fn with_down_the_data_stays_and_with_volumes_nothing_is_left() {
     assert_success(&deploy, "deploy after down");
     let (status, body) = cluster.player_through(worker);
     assert_eq!(status, 200, "down lost the data: {}", body);
+    // Without a terminal to type the environment's name on, and without --yes: refused,
+    // nothing removed.
+    let refused = cluster.on_swarm(&[], &["down", "--volumes"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("on every node of the swarm"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        cluster.player_through(worker).0,
+        200,
+        "refused, yet removed"
+    );
     assert_success(
-        &cluster.on_swarm(&[], &["down", "--volumes"]),
-        "down --volumes",
+        &cluster.on_swarm(&[], &["down", "--volumes", "--yes"]),
+        "down --volumes --yes",
     );
     for host in [manager, worker] {
         for kind in [&["ps", "--all"][..], &["volume", "ls"]] {
@@ -669,4 +702,98 @@ fn with_down_the_data_stays_and_with_volumes_nothing_is_left() {
         "",
         "secrets left"
     );
+}
+
+#[test]
+fn backup_psql_maintenance_and_restore_go_to_the_databases_node() {
+    let cluster = cluster();
+    cluster.deployed(e2e::APP_TAG);
+    let (manager, worker) = (cluster.manager(), cluster.worker());
+    let backup = cluster.on_swarm(&[], &["backup"]);
+    assert_success(&backup, "backup on the swarm");
+    assert!(
+        stdout(&backup).contains("migrations up to V2"),
+        "{}",
+        stdout(&backup)
+    );
+    let url = manager.url();
+    let deleted = std::process::Command::new(e2e::XTASK)
+        .args(["psql", "prod", "--swarm", "--host", &url])
+        .current_dir(e2e::root())
+        .envs(cluster.sandbox.vars.iter().cloned())
+        .stdin(std::fs::File::open(write_sql("DELETE FROM players;\n")).unwrap())
+        .output()
+        .unwrap();
+    assert_success(&deleted, "psql on the swarm");
+    assert_eq!(cluster.player_through(worker).0, 404);
+
+    // The maintenance page on every node's proxy, health checks aside.
+    let maintenance = |mode: &str| {
+        cluster.xtask(
+            &[],
+            &["maintenance", "prod", mode, "--swarm", "--host", &url],
+        )
+    };
+    assert_success(&maintenance("on"), "maintenance on");
+    for host in [manager, worker] {
+        let (status, body) = cluster.player_through(host);
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("Back soon"), "{body}");
+        let health = http("GET", &format!("{}/healthz", cluster.url_of(host)), None).unwrap();
+        assert_eq!(health.0, 200);
+    }
+    assert_success(&maintenance("off"), "maintenance off");
+
+    let restore = cluster.on_swarm(&[], &["restore", "--yes"]);
+    assert_success(&restore, "restore on the swarm");
+    for host in [manager, worker] {
+        let (status, body) = cluster.player_through(host);
+        assert_eq!(status, 200, "{body}");
+    }
+    // The stack's own scheduled service keeps backups beside the database.
+    let list = cluster.on_swarm(&[], &["backup", "list"]);
+    assert_success(&list, "backup list");
+    assert!(
+        stdout(&list).contains("the scheduled backups"),
+        "{}",
+        stdout(&list)
+    );
+}
+
+/// SQL in a file, for a command's stdin.
+fn write_sql(sql: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("travial-e2e-sql-{}", std::process::id()));
+    std::fs::write(&path, sql).unwrap();
+    path
+}
+
+#[test]
+fn swarm_init_never_labels_a_second_node_for_the_database() {
+    let cluster = cluster();
+    let (manager, worker) = (cluster.manager(), cluster.worker());
+    let id = |host: &Host| text(host.docker(&["info", "--format", "{{.Swarm.NodeID}}"]));
+    let (manager_id, worker_id) = (id(manager), id(worker));
+    // The worker made a manager too, then named first: it is not given the database.
+    let promoted = manager.docker(&["node", "promote", &worker_id]);
+    assert!(promoted.status.success(), "{promoted:?}");
+    let init = cluster.xtask(&[], &["swarm", "init", &worker.url(), &manager.url()]);
+    let demoted = manager.docker(&["node", "demote", &worker_id]);
+    assert_success(&init, "swarm init with the other manager first");
+    assert!(demoted.status.success(), "{demoted:?}");
+    assert!(
+        stderr(&init).contains(&format!("the database stays on node {manager_id}")),
+        "{}",
+        stderr(&init)
+    );
+    let labelled = |node: &str| {
+        text(manager.docker(&[
+            "node",
+            "inspect",
+            "--format",
+            "{{index .Spec.Labels \"travial.db\"}}",
+            node,
+        ]))
+    };
+    assert_eq!(labelled(&manager_id), "true");
+    assert_eq!(labelled(&worker_id), "<no value>", "a second database node");
 }

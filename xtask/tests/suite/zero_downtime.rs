@@ -181,6 +181,19 @@ fn a_second_deploy_is_refused_at_once_and_ctrl_c_releases_the_lock() {
     );
     assert!(error.contains(" since 20"), "{log}");
     assert!(log.contains("--break-lock"), "{log}");
+    // The routine cleanup of a server (often from cron) removes every stopped or created
+    // container: the lock runs, so it stays, and a deploy is still refused.
+    let pruned = Command::new("docker")
+        .args(["container", "prune", "--force"])
+        .output()
+        .unwrap();
+    assert_success(&pruned, "docker container prune");
+    let refused = deploy(&mut sandbox, "test", &[]);
+    assert!(
+        stderr(&refused).contains("error: prod is locked: a deploy by "),
+        "the lock did not survive a prune: {}",
+        stderr(&refused)
+    );
 
     let (code, _) = stuck.interrupt();
     assert_eq!(code, Some(130), "{}", stuck.log());
@@ -208,11 +221,11 @@ fn a_second_deploy_is_refused_at_once_and_ctrl_c_releases_the_lock() {
     // A lock left by a command that was killed: deploy, rollback and down are refused, naming
     // it, until --break-lock removes it.
     let stale = Command::new("docker")
-        .args(["create", "--name", &lock])
+        .args(["run", "--detach", "--name", &lock])
         .args(["--label", "travial.lock.command=deploy"])
         .args(["--label", "travial.lock.by=gone@elsewhere"])
         .args(["--label", "travial.lock.since=2026-01-01T00:00:00Z"])
-        .args(["travial-xtask/state:1", "none"])
+        .arg("travial-xtask/state:2")
         .output()
         .unwrap();
     assert_success(&stale, "a stale lock");

@@ -1,24 +1,25 @@
 //! What the xtask keeps on an environment's engine, so that every machine deploying to it
-//! sees the same: the deploy lock, a container created under a fixed name (the engine
-//! refuses a second one, atomically) whose labels say who holds it and since when; and
-//! the history of deploys and rollbacks, a file in a container that never runs. Both come
-//! from a tiny image the xtask makes on the engine itself (`docker import`, no registry),
-//! so they need nothing of the stack's.
+//! sees the same: the deploy lock (`lock`), and the history of deploys, rollbacks and
+//! restores, a file in a container of its own. Both containers run a program that only
+//! waits, from a tiny image the xtask makes on the engine itself (`image`): they need
+//! nothing of the stack's, and no prune removes them.
+
+mod image;
+mod lock;
 
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
+pub use lock::Lock;
+
 use super::{Stack, clock};
 use crate::{
-    docker::{Command, Engine, run, tar},
-    hint::Hint,
-    interrupt, output,
+    docker::{run, tar},
+    output,
 };
+use image::{HISTORY_DIR, STATE_IMAGE};
 
-/// The image of the lock and state containers: an empty filesystem but for /xtask.
-const STATE_IMAGE: &str = "travial-xtask/state:1";
-const HISTORY_DIR: &str = "xtask";
 const HISTORY_FILE: &str = "history.jsonl";
 /// The records kept: enough to see what happened, and which images were deployed.
 const KEPT: usize = 50;
@@ -45,139 +46,6 @@ impl Record {
     pub fn succeeded(&self) -> bool {
         self.result == "succeeded"
     }
-}
-
-/// The environment's deploy lock, held until released or dropped (and released by the
-/// interruption handler if the command is stopped).
-pub struct Lock {
-    dir: std::path::PathBuf,
-    release: Command,
-    name: String,
-}
-
-impl Lock {
-    /// Takes the lock for `command` (`deploy`, `rollback`, `down`), or says who holds it.
-    /// With `break_lock`, a lock left behind is removed first.
-    pub fn take(
-        sh: &Shell,
-        stack: &Stack,
-        command: &str,
-        break_lock: bool,
-    ) -> anyhow::Result<Lock> {
-        let engine = stack.engine();
-        ensure_image(sh, engine)?;
-        let name = format!("{}-xtask-lock", stack.project);
-        if break_lock {
-            if let Some(holder) = holder(sh, engine, &name)? {
-                run::act(sh, &engine.docker(["rm", "--force", &name]))?;
-                output::progress(&format!("broke the lock of {holder}"));
-            }
-        }
-        let since = clock::now();
-        let by = clock::who(sh);
-        let create = engine.docker([
-            "create",
-            "--name",
-            &name,
-            "--label",
-            &format!("travial.lock.by={by}"),
-            "--label",
-            &format!("travial.lock.since={since}"),
-            "--label",
-            &format!("travial.lock.command={command}"),
-            STATE_IMAGE,
-            "none",
-        ]);
-        let created = run::probe(sh, &create)?;
-        if !created.status.success() {
-            let stderr = String::from_utf8_lossy(&created.stderr);
-            if stderr.contains("already in use") || stderr.contains("Conflict") {
-                let holder =
-                    holder(sh, engine, &name)?.unwrap_or_else(|| "another command".to_owned());
-                let env = stack.name();
-                return Err(Hint::new(
-                    format!("{env} is locked{}: {holder}", engine.on()),
-                    format!(
-                        "wait for it to end; if it was stopped without releasing the lock, \
-                         `cargo xtask {command} {env} --break-lock`"
-                    ),
-                )
-                .into());
-            }
-            bail!(
-                "cannot take the deploy lock{}: {}",
-                engine.on(),
-                run::last_line(&stderr).unwrap_or_default()
-            );
-        }
-        // By the container's ID, not its name: if this lock was broken (`--break-lock`) while
-        // the command still ran, the name is another command's lock now, not ours to remove.
-        let id = String::from_utf8_lossy(&created.stdout).trim().to_owned();
-        let release = engine.docker(["rm", "--force", &id]);
-        let dir = sh.current_dir();
-        let (cleanup_release, cleanup_dir) = (release.clone(), dir.clone());
-        interrupt::on_interruption(
-            &name,
-            Box::new(move || {
-                run::while_stopping(&cleanup_dir, &cleanup_release);
-            }),
-        );
-        Ok(Lock { dir, release, name })
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        // Released before the interruption handler forgets it: a Ctrl-C that stops this
-        // release then still has the handler release it.
-        run::while_stopping(&self.dir, &self.release);
-        interrupt::forget_cleanup(&self.name);
-    }
-}
-
-/// `a deploy by ann@laptop since 2026-11-25T10:04:05Z`, from the lock's labels.
-fn holder(sh: &Shell, engine: &Engine, name: &str) -> anyhow::Result<Option<String>> {
-    let format = "{{index .Config.Labels \"travial.lock.command\"}} {{index .Config.Labels \"travial.lock.by\"}} {{index .Config.Labels \"travial.lock.since\"}}";
-    let inspect = run::probe(
-        sh,
-        &engine.docker(["container", "inspect", "--format", format, name]),
-    )?;
-    if !inspect.status.success() {
-        return Ok(None);
-    }
-    let text = String::from_utf8_lossy(&inspect.stdout);
-    let mut words = text.split_whitespace();
-    Ok(match (words.next(), words.next(), words.next()) {
-        (Some(command), Some(by), Some(since)) => {
-            Some(format!("a {command} by {by} since {since}"))
-        }
-        _ => Some("a command of an older xtask".to_owned()),
-    })
-}
-
-/// The state image, made on the engine if it lacks it: an empty filesystem but for a
-/// directory, imported from a tar archive written here.
-fn ensure_image(sh: &Shell, engine: &Engine) -> anyhow::Result<()> {
-    let inspect = engine.docker(["image", "inspect", "--format", "{{.Id}}", STATE_IMAGE]);
-    if run::probe(sh, &inspect)?.status.success() {
-        return Ok(());
-    }
-    let archive = tar::archive(&[tar::Entry {
-        path: &format!("{HISTORY_DIR}/"),
-        mode: 0o755,
-        content: None,
-    }]);
-    let import = engine
-        .docker([
-            "import",
-            "--message",
-            "cargo xtask: the deploy lock and history",
-            "-",
-            STATE_IMAGE,
-        ])
-        .stdin_content("an empty filesystem", archive);
-    run::read(sh, &import)?;
-    Ok(())
 }
 
 pub fn state_container(stack: &Stack) -> String {
@@ -287,26 +155,8 @@ const IN_PROGRESS: &str = "in progress";
 
 /// The last `KEPT` records, as the history file; under the lock, so nobody writes at once.
 fn write(sh: &Shell, stack: &Stack, _lock: &Lock, records: &[Record]) -> anyhow::Result<()> {
-    let engine = stack.engine();
     let container = state_container(stack);
-    let exists = run::probe(
-        sh,
-        &engine.docker(["container", "inspect", "--format", "{{.Id}}", &container]),
-    )?;
-    if !exists.status.success() {
-        run::read(
-            sh,
-            &engine.docker([
-                "create",
-                "--name",
-                &container,
-                "--label",
-                "travial.xtask=state",
-                STATE_IMAGE,
-                "none",
-            ]),
-        )?;
-    }
+    ensure_running(sh, stack, &container)?;
     let start = records.len().saturating_sub(KEPT);
     let mut text = String::new();
     for record in &records[start..] {
@@ -326,10 +176,59 @@ fn write(sh: &Shell, stack: &Stack, _lock: &Lock, records: &[Record]) -> anyhow:
             content: Some(text.as_bytes()),
         },
     ]);
-    let copy = engine
+    let copy = stack
+        .engine()
         .docker(["cp", "-", &format!("{container}:/")])
         .stdin_content("the history", archive);
     run::read(sh, &copy)?;
+    Ok(())
+}
+
+/// The history's container, running: made if missing; started if stopped; made again,
+/// with nothing in it yet, if it is one of an older xtask's that never ran (its history
+/// has been read, and is written next).
+fn ensure_running(sh: &Shell, stack: &Stack, container: &str) -> anyhow::Result<()> {
+    let engine = stack.engine();
+    let state = run::probe(
+        sh,
+        &engine.docker([
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.Running}} {{.Config.Image}}",
+            container,
+        ]),
+    )?;
+    let state = String::from_utf8_lossy(&state.stdout).trim().to_owned();
+    match state.split_once(' ') {
+        Some(("true", _)) => return Ok(()),
+        Some((_, image)) if image == STATE_IMAGE => {
+            return run::read(sh, &engine.docker(["start", container])).map(drop);
+        }
+        Some(_) => {
+            run::read(sh, &engine.docker(["rm", "--force", container]))?;
+        }
+        None => {}
+    }
+    image::ensure(sh, engine)?;
+    run::read(
+        sh,
+        &engine.docker([
+            "run",
+            "--detach",
+            "--name",
+            container,
+            "--network",
+            "none",
+            "--restart",
+            "always",
+            "--stop-signal",
+            "SIGKILL",
+            "--label",
+            "travial.xtask=state",
+            STATE_IMAGE,
+        ]),
+    )?;
     Ok(())
 }
 
