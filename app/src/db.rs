@@ -170,8 +170,13 @@ async fn grant_app_role(
             "GRANT CONNECT ON DATABASE {} TO {name}",
             quote_identifier(database)
         ),
-        // PostgreSQL before 15 lets every role create tables in `public`.
+        // PostgreSQL before 15 lets every role create tables in `public`; every version lets
+        // every role create temporary tables: neither is web's to do.
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
+        format!(
+            "REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC",
+            quote_identifier(database)
+        ),
         format!("GRANT USAGE ON SCHEMA public TO {name}"),
         format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {name}"),
     ];

@@ -8,12 +8,14 @@ use app::{
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: app serve | app migrate | app migrations | app healthcheck [--ready]
+const USAGE: &str =
+    "usage: app serve | app migrate | app migrations | app healthcheck [--ready | --started]
   serve        serve the HTTP API and page (never migrates by itself)
   migrate      apply the pending database migrations and grant the app's role, then exit
   migrations   print the version of the newest migration this build knows, then exit
   healthcheck  exit 0 when the local server's /healthz answers 200 (for Docker);
-               with --ready, its /readyz (the database answers it too)
+               with --ready, its /readyz (the database answers it too); with
+               --started, its /startedz (the database has answered once since start)
 
 environment: DATABASE_URL (required, e.g. postgres://USER@HOST/DB),
              DATABASE_PASSWORD_FILE (the password, from a file), APP_ADDR (default
@@ -24,7 +26,7 @@ enum Command {
     Serve,
     Migrate,
     Migrations,
-    Healthcheck { ready: bool },
+    Healthcheck { path: &'static str },
 }
 
 fn main() -> ExitCode {
@@ -34,8 +36,9 @@ fn main() -> ExitCode {
         ["serve"] => Command::Serve,
         ["migrate"] => Command::Migrate,
         ["migrations"] => Command::Migrations,
-        ["healthcheck"] => Command::Healthcheck { ready: false },
-        ["healthcheck", "--ready"] => Command::Healthcheck { ready: true },
+        ["healthcheck"] => Command::Healthcheck { path: "/healthz" },
+        ["healthcheck", "--ready"] => Command::Healthcheck { path: "/readyz" },
+        ["healthcheck", "--started"] => Command::Healthcheck { path: "/startedz" },
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -62,9 +65,8 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         // Docker runs this every few seconds: no runtime, no logging, no database settings.
-        Command::Healthcheck { ready } => {
+        Command::Healthcheck { path } => {
             let target = healthcheck::local_target(config::listen_addr_from_env()?);
-            let path = if ready { "/readyz" } else { "/healthz" };
             Ok(healthcheck::check(target, path)?)
         }
         // What a rollback compares with the database's schema history: no database needed.
@@ -93,9 +95,7 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         )
     })?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    let state = AppState {
-        pool: db::pool(&config.database),
-    };
+    let state = AppState::new(db::pool(&config.database));
     http::serve(listener, http::app(state), shutdown_signal(), config.drain).await?;
     tracing::info!("stopped");
     Ok(())

@@ -385,11 +385,14 @@ async fn requests_wait_their_turn_and_none_outlives_the_request_timeout() {
         }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // The one turn is taken: even liveness waits until the stuck request gives it back.
-    let request = Request::get("/healthz").body(Body::empty()).unwrap();
-    let (status, _) = send(&router, request).await;
-    let healthz_done = started.elapsed();
-    assert_eq!(status, StatusCode::OK);
+    // The one turn is taken: the health checks answer all the same, at once.
+    let mut health_done = Vec::new();
+    for path in ["/healthz", "/readyz", "/startedz"] {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let (status, _) = send(&router, request).await;
+        health_done.push(started.elapsed());
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
     let ((status, _), stuck_done) = stuck.await.unwrap();
     assert_eq!(
         status,
@@ -401,8 +404,8 @@ async fn requests_wait_their_turn_and_none_outlives_the_request_timeout() {
         "the stuck request ended after {stuck_done:?}"
     );
     assert!(
-        healthz_done >= stuck_done,
-        "liveness did not wait for its turn: {healthz_done:?} < {stuck_done:?}"
+        health_done.iter().all(|done| *done < timeout),
+        "the health checks waited for a turn: {health_done:?}"
     );
 }
 
@@ -410,9 +413,7 @@ async fn requests_wait_their_turn_and_none_outlives_the_request_timeout() {
 async fn a_database_that_cannot_be_reached_gives_503_not_500() {
     let mut config = TestDb::empty().await.config.clone();
     config.port(support::cluster::free_port());
-    let router = app(AppState {
-        pool: app::db::pool(&config),
-    });
+    let router = app(AppState::new(app::db::pool(&config)));
     let api = Api {
         router,
         _db: TestDb::empty().await,
@@ -431,4 +432,36 @@ async fn a_database_that_cannot_be_reached_gives_503_not_500() {
         StatusCode::OK,
         "liveness must not depend on the database"
     );
+}
+
+/// What a swarm's healthcheck asks: 503 until the database has answered once since the
+/// start (a new task that cannot reach it never gets traffic), then 200 whatever happens to
+/// the database (an outage restarts no task), while readiness follows the database.
+#[tokio::test]
+async fn started_waits_for_the_database_once_then_stays_up_through_an_outage() {
+    let mut unreachable = TestDb::empty().await.config.clone();
+    unreachable.port(support::cluster::free_port());
+    let down = app(AppState::new(app::db::pool(&unreachable)));
+    let request = Request::get("/startedz").body(Body::empty()).unwrap();
+    assert_eq!(
+        send(&down, request).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    let api = Api::new().await;
+    assert_eq!(api.get("/startedz").await.0, StatusCode::OK);
+    support::admin_execute(&format!(
+        "ALTER DATABASE {0} ALLOW_CONNECTIONS false; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{0}'",
+        api._db.name
+    ))
+    .await;
+    assert_eq!(api.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(api.get("/startedz").await.0, StatusCode::OK);
+    assert_eq!(api.get("/healthz").await.0, StatusCode::OK);
+    support::admin_execute(&format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+        api._db.name
+    ))
+    .await;
 }

@@ -110,6 +110,10 @@ async fn the_app_role_may_only_read_and_add_players_and_scores() {
         refused(&app, "CREATE TABLE mine (id int)").await,
         insufficient
     );
+    assert_eq!(
+        refused(&app, "CREATE TEMPORARY TABLE scratch (id int)").await,
+        insufficient
+    );
     assert_eq!(refused(&app, "DELETE FROM players").await, insufficient);
     assert_eq!(
         refused(&app, "UPDATE scores SET points = 1000").await,

@@ -1,7 +1,10 @@
 //! Liveness never touches the database, so a database outage does not get the web process
 //! restarted; readiness makes one round trip, so traffic waits until it would succeed.
+//! Started (`/startedz`) is liveness once the database has answered one round trip since
+//! the process started: what a swarm's healthcheck asks, so that an update never routes
+//! to a new task that cannot reach its database, and an outage later restarts nothing.
 
-use std::time::Duration;
+use std::{sync::atomic::Ordering, time::Duration};
 
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use serde_json::{Value, json};
@@ -14,6 +17,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(liveness))
         .route("/readyz", get(readiness))
+        .route("/startedz", get(started))
+}
+
+async fn started(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    if state.started.load(Ordering::Relaxed) {
+        return (StatusCode::OK, Json(json!({ "status": "started" })));
+    }
+    readiness(State(state)).await
 }
 
 async fn liveness() -> Json<Value> {
@@ -24,7 +35,10 @@ async fn liveness() -> Json<Value> {
 /// hosts) go to the log, not to whoever asks.
 async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let detail = match tokio::time::timeout(READINESS_TIMEOUT, database_round_trip(&state)).await {
-        Ok(Ok(())) => return (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(Ok(())) => {
+            state.started.store(true, Ordering::Relaxed);
+            return (StatusCode::OK, Json(json!({ "status": "ready" })));
+        }
         Ok(Err(reason)) => reason,
         Err(_) => format!("the database did not answer within {READINESS_TIMEOUT:?}"),
     };

@@ -55,15 +55,28 @@ impl Default for Limits {
 #[derive(Clone)]
 pub struct AppState {
     pub pool: Pool,
+    /// Whether the database has answered once since the process started (see `/startedz`).
+    pub started: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(pool: Pool) -> AppState {
+        AppState {
+            pool,
+            started: Arc::new(AtomicBool::new(false)),
+        }
+    }
 }
 
 pub fn app(state: AppState) -> Router {
     app_with_limits(state, Limits::default())
 }
 
+/// The health checks answer beside the limits of the rest: a flood of requests waiting
+/// their turn must not make a busy web look dead (and get it restarted), nor hide a
+/// database outage. They bound their own work.
 pub fn app_with_limits(state: AppState, limits: Limits) -> Router {
     Router::new()
-        .merge(health::router())
         .merge(players::router())
         .merge(ranking::router())
         .merge(page::router())
@@ -75,6 +88,7 @@ pub fn app_with_limits(state: AppState, limits: Limits) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ))
+        .merge(health::router())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

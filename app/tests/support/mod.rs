@@ -56,9 +56,7 @@ impl TestDb {
     }
 
     pub fn state(&self) -> AppState {
-        AppState {
-            pool: db::pool(&self.config),
-        }
+        AppState::new(db::pool(&self.config))
     }
 
     pub fn url(&self) -> String {

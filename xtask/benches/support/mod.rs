@@ -144,9 +144,11 @@ pub fn median(values: &mut [f64]) -> f64 {
 
 /// What the ship steps' lines say was sent, in all: `10.7 MB`, or `0 bytes`.
 pub fn sent(log: &str) -> String {
+    // `✓ sent IMAGE to a (10.7 MB, …); sent IMAGE to b (…)`: a line for each ship.
     let megabytes: Vec<f64> = log
         .lines()
-        .filter_map(|line| line.strip_prefix("✓ sent "))
+        .filter(|line| line.starts_with("✓ "))
+        .flat_map(|line| line.split("sent ").skip(1))
         .filter_map(|rest| rest.split(" (").nth(1)?.split(" MB").next()?.parse().ok())
         .collect();
     match megabytes.is_empty() {

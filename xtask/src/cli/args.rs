@@ -146,6 +146,9 @@ pub struct MigrateArgs {
     /// Apply the image's new migrations without a backup first
     #[arg(long)]
     pub no_backup: bool,
+    /// Remove a deploy lock left by a command that was stopped without releasing it
+    #[arg(long)]
+    pub break_lock: bool,
     /// How long the database may take to become ready (e.g. 60s, 2m)
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,

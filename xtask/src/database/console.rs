@@ -37,7 +37,15 @@ pub fn psql(sh: &Shell, args: &PsqlArgs) -> anyhow::Result<()> {
 }
 
 pub fn exec(sh: &Shell, args: &ExecArgs) -> anyhow::Result<()> {
-    let (stack, _) = open(sh, &args.env, Needs::ENGINE)?;
+    let (stack, model) = open(sh, &args.env, Needs::ENGINE)?;
+    if !model.services.contains_key(&args.service) {
+        let known: Vec<&str> = model.services.keys().map(String::as_str).collect();
+        return Err(Hint::new(
+            format!("{} has no service {}", stack.name(), args.service),
+            format!("its services are {}", crate::output::and_list(&known)),
+        )
+        .into());
+    }
     let (engine, container) = running(sh, &stack, &args.service)?;
     talk(sh, &engine, &container, &args.command)
 }

@@ -54,16 +54,17 @@ fn fetch_key(sh: &Shell, machine: &Machine, key: &Key) -> anyhow::Result<Vec<u8>
             })?,
         _ => apt_key::fetch(url).context("nothing was changed")?,
     };
-    if let Err(refusal) = apt_key::verify(&text, *fingerprint) {
-        bail!(
+    let canonical = match apt_key::verify(&text, *fingerprint) {
+        Ok(canonical) => canonical,
+        Err(refusal) => bail!(
             "refusing the key at {url}: {refusal:#}; nothing was changed (a mirror that re-signs \
              Docker's packages with its own key needs `--key-fingerprint`, if you trust that key)"
-        );
-    }
+        ),
+    };
     output::progress(&format!(
         "✓ the key at {url} has the fingerprint {fingerprint}"
     ));
-    Ok(text.into_bytes())
+    Ok(canonical.into_bytes())
 }
 
 #[cfg(test)]

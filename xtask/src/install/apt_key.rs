@@ -122,20 +122,41 @@ fn root_certs() -> ureq::tls::RootCerts {
 
 /// Checks that `armored` is one ASCII-armored OpenPGP public key, and no more, whose
 /// fingerprint is `expected`. apt would trust every key in the file: a second primary key,
-/// a second armor block or anything unreadable is refused, not skipped.
-pub fn verify(armored: &str, expected: Fingerprint) -> anyhow::Result<()> {
-    let actual = fingerprint(armored)?;
+/// a second armor block or anything unreadable is refused, not skipped. What to write for
+/// apt is its canonical armor: exactly the packets checked, never the text fetched (whose
+/// armor headers a mirror may have added).
+pub fn verify(armored: &str, expected: Fingerprint) -> anyhow::Result<String> {
+    let packets = dearmor(armored)?;
+    let actual = fingerprint_of(&packets)?;
     if actual != expected {
         bail!("its fingerprint is {actual}, not {expected}");
     }
-    Ok(())
+    Ok(armor(&packets))
 }
 
 /// The fingerprint of the one primary key in an armored public key block.
+#[cfg(test)]
 pub fn fingerprint(armored: &str) -> anyhow::Result<Fingerprint> {
-    let packets = dearmor(armored)?;
+    fingerprint_of(&dearmor(armored)?)
+}
+
+/// The armor of `packets` as gpg writes it: no header, lines of 64, the CRC24.
+fn armor(packets: &[u8]) -> String {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let data = engine.encode(packets);
+    let mut text = format!("{ARMOR_BEGIN}\n\n");
+    for line in data.as_bytes().chunks(64) {
+        text.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        text.push('\n');
+    }
+    let crc = crc24(packets).to_be_bytes();
+    text.push_str(&format!("={}\n{ARMOR_END}\n", engine.encode(&crc[1..])));
+    text
+}
+
+fn fingerprint_of(packets: &[u8]) -> anyhow::Result<Fingerprint> {
     let mut primary = None;
-    let mut rest = packets.as_slice();
+    let mut rest = packets;
     while !rest.is_empty() {
         let (tag, body, after) = next_packet(rest)?;
         if tag == TAG_PUBLIC_KEY {
@@ -187,11 +208,25 @@ fn dearmor(text: &str) -> anyhow::Result<Vec<u8>> {
         bail!("it holds more than one armor block");
     }
     let mut lines = inner.lines().map(str::trim);
-    // Armor headers (`Version: …`, `Comment: …`) end with the first blank line.
-    lines
-        .by_ref()
-        .find(|line| line.is_empty())
-        .context("its armor has no blank line before the data")?;
+    if lines.next().is_some_and(|rest| !rest.is_empty()) {
+        bail!("its armor has text after {ARMOR_BEGIN} on the same line");
+    }
+    // Armor headers (RFC 4880 §6.2: `Version: …`, `Comment: …`), each `Key: Value`, end
+    // with a blank line; a line that is none is a mistake, not data.
+    loop {
+        let line = lines
+            .next()
+            .context("its armor has no blank line before the data")?;
+        if line.is_empty() {
+            break;
+        }
+        let header = line.split_once(": ").is_some_and(|(key, _)| {
+            !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+        if !header {
+            bail!("its armor has `{line}` where a header (`Key: Value`) or a blank line goes");
+        }
+    }
     let mut data = String::new();
     let mut checksum = None;
     for line in lines.filter(|line| !line.is_empty()) {

@@ -139,3 +139,34 @@ fn file_urls_are_read_from_the_disk() {
     );
     assert!(fetch("file:///nonexistent/gpg").is_err());
 }
+
+/// Some mirrors re-armor keys with headers (RFC 4880 §6.2): accepted, and what is written
+/// is the canonical armor of the packets checked, not the text fetched.
+#[test]
+fn armor_headers_are_read_as_headers_and_never_written() {
+    let key = data("docker.asc");
+    let with_headers = key.replacen(
+        ARMOR_BEGIN,
+        &format!("{ARMOR_BEGIN}\nComment: re-armored by a mirror\nVersion: GnuPG v2"),
+        1,
+    );
+    assert_ne!(with_headers, key);
+    let canonical = verify(&with_headers, DOCKER).unwrap();
+    assert_eq!(canonical, verify(&key, DOCKER).unwrap());
+    assert!(!canonical.contains("Comment"), "{canonical}");
+    assert_eq!(fingerprint(&canonical).unwrap(), DOCKER);
+    assert!(
+        canonical.starts_with(&format!("{ARMOR_BEGIN}\n\nmQ")),
+        "{canonical}"
+    );
+    assert!(canonical.lines().all(|line| line.len() <= 64));
+    // What is not a header, where headers go, is refused, not taken for data.
+    for bad in [
+        format!("{ARMOR_BEGIN}\nnot a header\n"),
+        format!("{ARMOR_BEGIN}\n: empty key\n"),
+        format!("{ARMOR_BEGIN} trailing\n"),
+    ] {
+        let text = key.replacen(&format!("{ARMOR_BEGIN}\n"), &bad, 1);
+        assert!(verify(&text, DOCKER).is_err(), "{bad}");
+    }
+}

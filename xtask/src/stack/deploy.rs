@@ -105,6 +105,7 @@ pub fn run(sh: &Shell, args: &DeployArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let env = &args.env.env;
     interrupt::set_hint(after_interruption("deploy", env));
+    release.check_present(sh, stack.engine(), options.build)?;
     let lock = Lock::take(sh, &stack, "deploy", args.break_lock)?;
     database::version::check(sh, &stack, &model)?;
     let steps = steps(swarm::DryRun::No)?;

@@ -10,6 +10,7 @@ use xshell::Shell;
 use super::{
     Model, Stack, Target, after_interruption, deploy, open,
     release::{Build, Release, Wanted},
+    state::Lock,
 };
 use crate::{
     cli::MigrateArgs,
@@ -53,6 +54,9 @@ pub fn run(sh: &Shell, args: &MigrateArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     interrupt::set_hint(after_interruption("migrate", &args.env.env));
+    release.check_present(sh, stack.engine(), Build::Skip)?;
+    // Never beside a deploy, a rollback or a restore.
+    let _lock = Lock::take(sh, &stack, "migrate", args.break_lock)?;
     database::version::check(sh, &stack, &model)?;
     plan::execute(sh, &steps)
 }

@@ -39,6 +39,10 @@ pub struct Settings {
     pub proxy_service: String,
     /// What a new web container runs in itself until it succeeds: it is ready.
     pub ready_command: Vec<String>,
+    /// A swarm's healthcheck of web: it has reached its database once since it started
+    /// (an update never routes to a task that cannot), and is alive since (an outage of
+    /// the database restarts no task).
+    pub started_command: Vec<String>,
     /// The port web listens on, where the proxy sends requests.
     pub web_port: u16,
     /// Values for secrets an environment does not give: dev's override only.
@@ -52,6 +56,9 @@ pub struct Settings {
     /// over SSH, unless `--registry` says otherwise.
     #[serde(default)]
     pub registry: Option<String>,
+    /// The name the proxy serves over HTTPS (`DOMAIN`), if any.
+    #[serde(default)]
+    pub domain: Option<String>,
     /// `compose` (one engine, the default) or `swarm` (a cluster, through its manager).
     #[serde(default)]
     pub orchestrator: Option<String>,
@@ -132,6 +139,56 @@ pub struct Port {
     pub protocol: Option<String>,
 }
 
+/// A PostgreSQL role or database name that needs no quoting anywhere, a URL included.
+fn check_identifier(variable: &str, value: &str) -> anyhow::Result<()> {
+    let mut chars = value.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && value.len() <= 63;
+    anyhow::ensure!(
+        valid,
+        "{variable} is `{value}`: a name of letters, digits and `_`, not starting with a digit, at most 63 (it goes into DATABASE_URL)"
+    );
+    Ok(())
+}
+
+/// Each `import NAME` of a Caddyfile has its `(NAME)` snippet: `TLS_ISSUER` picks one.
+fn check_imports(key: &str, caddyfile: &str) -> anyhow::Result<()> {
+    let snippets: Vec<&str> = caddyfile
+        .lines()
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix('(')?
+                .split_once(')')
+                .map(|(name, _)| name)
+        })
+        .collect();
+    for line in caddyfile.lines() {
+        let Some(name) = line.trim().strip_prefix("import ") else {
+            continue;
+        };
+        let name = name.trim();
+        if !snippets.contains(&name) {
+            let issuers: Vec<&str> = snippets
+                .iter()
+                .filter_map(|snippet| snippet.strip_prefix("tls-"))
+                .collect();
+            match name.strip_prefix("tls-") {
+                Some(issuer) => anyhow::bail!(
+                    "TLS_ISSUER is `{issuer}`: write {}",
+                    crate::output::and_list(&issuers).replace(" and ", " or ")
+                ),
+                None => {
+                    anyhow::bail!("the config {key} imports `{name}`, which it does not define")
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `null` read as the type's default: Compose prints `command: null` for a service
 /// without one.
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -207,12 +264,44 @@ impl Model {
 
     /// The domain the proxy serves, when the environment names one (`DOMAIN`).
     pub fn domain(&self) -> Option<&str> {
-        let proxy = self.services.get(&self.xtask.proxy_service)?;
-        proxy
-            .environment
-            .get("DOMAIN")?
+        self.xtask
+            .domain
             .as_deref()
             .filter(|domain| !domain.is_empty())
+    }
+
+    /// What would break the stack, said before anything changes: the names that go into
+    /// `DATABASE_URL` (a `@`, `/`, `?` or `:` there would break or redirect the
+    /// connection), the domain, and the snippets the Caddyfile imports (`TLS_ISSUER`).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let settings = &self.xtask;
+        let named = [
+            (&settings.db_service, "POSTGRES_USER"),
+            (&settings.db_service, "POSTGRES_DB"),
+            (&settings.migrate_service, "APP_DB_USER"),
+        ];
+        for (service, variable) in named {
+            let value = self
+                .services
+                .get(service)
+                .and_then(|service| service.environment.get(variable).cloned().flatten());
+            if let Some(value) = value {
+                check_identifier(variable, &value)?;
+            }
+        }
+        if let Some(domain) = self.domain() {
+            let valid = crate::address::HostPort::parse(domain)
+                .is_ok_and(|address| address.port.is_none() && !address.host.contains(':'));
+            if !valid {
+                anyhow::bail!(
+                    "DOMAIN is `{domain}`: write the host name the proxy serves (e.g. travial.example.org), nothing else"
+                );
+            }
+        }
+        for key in self.configs.keys() {
+            check_imports(key, &self.config_content(key)?)?;
+        }
+        Ok(())
     }
 
     /// The port a service publishes for `target` (the proxy's 443), if it does.
@@ -247,6 +336,7 @@ pub const TEST_SETTINGS: &str = "x-xtask:
   migrate_service: migrate
   proxy_service: proxy
   ready_command: [app, healthcheck, --ready]
+  started_command: [app, healthcheck, --started]
   web_port: 8000
   health_path: /healthz
 ";
@@ -274,6 +364,52 @@ services:
   worker:
     image: travial/app:latest
 "#;
+
+    fn with(services: &str, tail: &str) -> anyhow::Result<()> {
+        Model::parse(&format!("services:\n{services}{TEST_SETTINGS}{tail}"))?.check()
+    }
+
+    #[test]
+    fn names_that_go_into_a_url_and_the_proxys_settings_are_checked() {
+        let db = |user: &str| {
+            format!("  db:\n    environment: {{ POSTGRES_USER: '{user}', POSTGRES_DB: travial }}\n")
+        };
+        assert!(with(&db("travial"), "").is_ok());
+        for bad in ["a@b", "a/b", "x?y", "u:p", "1st", "", "a b"] {
+            let err = with(&db(bad), "").unwrap_err();
+            assert!(
+                err.to_string().starts_with("POSTGRES_USER is "),
+                "{bad}: {err}"
+            );
+        }
+        let migrate = "  migrate:\n    environment: { APP_DB_USER: 'app@evil.example' }\n";
+        assert!(with(migrate, "").is_err());
+        let domain = |domain: &str| with("  db: {}\n", &format!("  domain: '{domain}'\n"));
+        assert!(domain("travial.example.org").is_ok());
+        assert!(domain("").is_ok());
+        for bad in ["example.com {", "a b", "h:443", "x;y"] {
+            let err = domain(bad).unwrap_err();
+            assert!(err.to_string().starts_with("DOMAIN is "), "{bad}: {err}");
+        }
+        let caddyfile = |issuer: &str| {
+            format!(
+                "configs:\n  caddyfile:\n    content: \"(tls-acme) {{\\n}}\\n(tls-internal) {{\\n}}\\n:80 {{\\n\\timport tls-{issuer}\\n}}\\n\"\n"
+            )
+        };
+        let issuer = |issuer: &str| {
+            Model::parse(&format!(
+                "services: {{}}\n{}{TEST_SETTINGS}",
+                caddyfile(issuer)
+            ))
+            .unwrap()
+            .check()
+        };
+        assert!(issuer("internal").is_ok());
+        assert_eq!(
+            issuer("letsencrypt").unwrap_err().to_string(),
+            "TLS_ISSUER is `letsencrypt`: write acme or internal"
+        );
+    }
 
     #[test]
     fn published_addresses_come_from_the_merged_model() {

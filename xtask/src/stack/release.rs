@@ -7,7 +7,8 @@ use xshell::Shell;
 
 use super::{Model, Stack};
 use crate::{
-    docker::Engine,
+    docker::{Engine, images},
+    hint::Hint,
     image::{Image, Reference, Source, build, push},
     plan::Step,
 };
@@ -127,6 +128,32 @@ impl Release {
             None => {}
         }
         Ok(steps)
+    }
+
+    /// Where the steps will find the image: built here, here to send or push, or on the
+    /// engine already. Nothing else would run it but an implicit pull from whatever
+    /// registry its name reaches (Docker Hub for `travial/app`), which a deploy never does.
+    pub fn check_present(&self, sh: &Shell, engine: &Engine, build: Build) -> anyhow::Result<()> {
+        if build == Build::Image || self.published {
+            return Ok(());
+        }
+        let here = self.image.reference(&self.runs.tag).to_string();
+        if images::has(sh, &Engine::Local, &here)? {
+            return Ok(());
+        }
+        let there = self.runs.to_string();
+        if self.registry.is_none() && !engine.is_local() && images::has(sh, engine, &there)? {
+            return Ok(());
+        }
+        let on = match engine.is_local() {
+            true => "this machine".to_owned(),
+            false => format!("neither this machine nor {engine}"),
+        };
+        Err(Hint::new(
+            format!("{here} is not on {on}, and is never pulled from a registry the deploy does not name"),
+            "build it (deploy without --no-build, or `cargo xtask build`), or deploy through the registry that has it (--registry HOST)",
+        )
+        .into())
     }
 
     /// The stack running this release.

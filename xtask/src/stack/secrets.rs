@@ -136,7 +136,12 @@ fn secrets_file(
         .unwrap_or(&path)
         .display()
         .to_string();
-    let metadata = std::fs::metadata(&path)
+    // Opened once, and that open file checked and read: what is checked is what is read,
+    // whatever is renamed or replaced meanwhile.
+    let mut file = std::fs::File::open(&path)
+        .with_context(|| format!("cannot read the secrets file {shown}"))?;
+    let metadata = file
+        .metadata()
         .with_context(|| format!("cannot read the secrets file {shown}"))?;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -146,16 +151,24 @@ fn secrets_file(
         )
         .into());
     }
-    if tracked_by_git(sh, &path) {
-        return Err(Hint::new(
-            format!("git tracks the secrets file {shown}: its secrets are in the repository's history"),
-            format!(
-                "`git rm --cached {shown}`, keep {SECRETS_DIR}/ in .gitignore, and change every secret it held"
-            ),
-        )
-        .into());
+    // A link to a file git tracks is that file: its secrets are in the history too.
+    let target = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    for (tracked, what) in [
+        (&path, shown.clone()),
+        (&target, target.display().to_string()),
+    ] {
+        if tracked_by_git(sh, tracked) {
+            return Err(Hint::new(
+                format!("git tracks the secrets file {what}: its secrets are in the repository's history"),
+                format!(
+                    "`git rm --cached {what}`, keep {SECRETS_DIR}/ in .gitignore, and change every secret it held"
+                ),
+            )
+            .into());
+        }
     }
-    let text = std::fs::read_to_string(&path)
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text)
         .with_context(|| format!("cannot read the secrets file {shown}"))?;
     let values = parse_dotenv(&text).map_err(|err| anyhow::anyhow!("{shown}: {err}"))?;
     Ok(Some(SecretsFile { path, values }))
@@ -382,6 +395,14 @@ secrets:
         assert!(
             err.to_string()
                 .starts_with("git tracks the secrets file .secrets/prod.env"),
+            "{err}"
+        );
+        // A link, itself untracked, to the file git tracks.
+        std::os::unix::fs::symlink(&path, dir.join(SECRETS_DIR).join("staging.env")).unwrap();
+        let err = secrets_file(&sh, "staging", None).err().unwrap();
+        assert!(
+            err.to_string().starts_with("git tracks the secrets file /")
+                && err.to_string().contains(".secrets/prod.env"),
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

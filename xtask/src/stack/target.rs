@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use xshell::Shell;
 
 use super::{Model, Settings, Stack};
@@ -83,6 +83,7 @@ pub fn open(sh: &Shell, args: &EnvArgs, needs: Needs) -> anyhow::Result<(Stack, 
         },
     )?;
     let model = stack.model(sh)?;
+    model.check().context("nothing was changed")?;
     stack.target = Target::choose(sh, args, &model.xtask)?;
     match &stack.target {
         Target::Compose { engine } if needs.engine => {

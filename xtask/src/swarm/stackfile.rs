@@ -169,9 +169,10 @@ fn service_of(
     }
     out.insert("networks".into(), json!(["default"]));
     if is_web {
-        // Updates wait for this: the new task serves, and its database answers.
+        // Updates wait for this: the new task serves, and has reached its database; later,
+        // only liveness (a database outage must not get every task killed).
         let mut test = vec![Value::String("CMD".into())];
-        test.extend(settings.ready_command.iter().cloned().map(Value::String));
+        test.extend(settings.started_command.iter().cloned().map(Value::String));
         out.insert(
             "healthcheck".into(),
             json!({ "test": test, "interval": "2s", "timeout": "3s", "retries": 3, "start_period": "10s" }),
@@ -326,7 +327,7 @@ mod tests {
         );
         assert_eq!(
             web["healthcheck"]["test"],
-            json!(["CMD", "app", "healthcheck", "--ready"])
+            json!(["CMD", "app", "healthcheck", "--started"])
         );
         assert_eq!(
             web["secrets"],

@@ -144,7 +144,7 @@ fn exec_and_psql_reach_the_containers_without_a_password() {
     let missing = sandbox.xtask(&["exec", "prod", "adminer", "--", "true"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(
-        stderr(&missing).contains("no container of adminer runs in prod"),
+        stderr(&missing).contains("prod has no service adminer"),
         "{}",
         stderr(&missing)
     );

@@ -130,7 +130,7 @@ fn prod_secrets_stay_out_of_containers_output_and_process_lists() {
         .split_whitespace()
         .map(str::to_owned)
         .collect();
-    assert_eq!(ids.len(), 3, "db, proxy and web");
+    assert_eq!(ids.len(), 4, "db, proxy, web and the scheduled backups");
     let inspect = Command::new("docker")
         .arg("inspect")
         .args(&ids)
