@@ -15,6 +15,7 @@ use xshell::Shell;
 
 use super::{
     Model, Stack, Target, after_interruption, open,
+    proxy::ProxyConfig,
     release::{Build, Release, Wanted},
     state::{self, Lock},
     switch::Switch,
@@ -147,6 +148,7 @@ pub fn plan(
     release: &Release,
 ) -> anyhow::Result<Vec<Step>> {
     let mut steps = release.steps(stack.engine(), options.build)?;
+    steps.extend(ProxyConfig::of(stack, model)?.map(|config| config.check_step()));
     steps.extend(database_steps(stack, model, options.timeout)?);
     steps.extend(
         options
@@ -265,7 +267,7 @@ fn others_step(stack: &Stack, model: &Model) -> Option<Step> {
 /// through the proxy's published port, as a user reaches it.
 fn web_steps(stack: &Stack, model: &Model, timeout: Duration) -> anyhow::Result<Vec<Step>> {
     let settings = &model.xtask;
-    let switch = Switch::new(stack, model, timeout);
+    let switch = Switch::new(stack, model, timeout)?;
     let mut steps = vec![
         Step::new(
             &format!("{} switched{}", settings.web_service, stack.target.on()),

@@ -61,14 +61,23 @@ pub fn services(root: &Path) -> Vec<String> {
 pub fn check_yaml(root: &Path, file: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(root.join(file))
         .with_context(|| format!("cannot read {}", file.display()))?;
-    parse_yaml(&text).with_context(|| format!("{} is not valid YAML", file.display()))
+    parse_yaml(&text).with_context(|| format!("{} cannot be used", file.display()))
 }
 
+/// Valid YAML that says something: an empty one (or only comments) is no environment,
+/// and Compose would only report the secrets it then lacks.
 fn parse_yaml(text: &str) -> anyhow::Result<()> {
-    serde_yaml::from_str::<serde_yaml::Value>(text).map_err(|err| match err.location() {
-        Some(at) => anyhow::anyhow!("line {}, column {}: {err}", at.line(), at.column()),
-        None => anyhow::anyhow!("{err}"),
-    })?;
+    let value =
+        serde_yaml::from_str::<serde_yaml::Value>(text).map_err(|err| match err.location() {
+            Some(at) => anyhow::anyhow!("line {}, column {}: {err}", at.line(), at.column()),
+            None => anyhow::anyhow!("{err}"),
+        })?;
+    if value.is_null() {
+        anyhow::bail!(
+            "the file is empty: an environment's override gives at least its services' settings \
+             (see compose/compose.prod.yaml)"
+        );
+    }
     Ok(())
 }
 
@@ -108,6 +117,15 @@ mod tests {
             ["dev", "prod", "staging"]
         );
         assert_eq!(services(&root()), ["db", "proxy", "web"]);
+    }
+
+    #[test]
+    fn an_empty_override_says_so() {
+        for empty in ["", "\n", "# only a comment\n"] {
+            let err = parse_yaml(empty).unwrap_err();
+            assert!(err.to_string().starts_with("the file is empty"), "{err}");
+        }
+        assert!(parse_yaml("services: {}\n").is_ok());
     }
 
     #[test]

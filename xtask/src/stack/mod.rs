@@ -12,6 +12,7 @@ pub mod history;
 pub mod logs;
 pub mod migrate;
 mod model;
+mod proxy;
 pub mod release;
 pub mod rollback;
 pub mod secrets;

@@ -12,6 +12,7 @@ use super::{
     Model, Stack, Target,
     deploy::IMAGES_KEPT,
     open,
+    proxy::ProxyConfig,
     release::{self, Release},
     state::{self, Lock, Record},
     switch::Switch,
@@ -195,7 +196,8 @@ fn compose_steps(
     } else {
         steps.push(Step::ship(image, vec![engine.clone()]));
     }
-    let switch = Switch::new(stack, model, args.timeout);
+    steps.extend(ProxyConfig::of(stack, model)?.map(|config| config.check_step()));
+    let switch = Switch::new(stack, model, args.timeout)?;
     steps.push(
         Step::new(
             &format!(

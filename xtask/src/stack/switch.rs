@@ -13,7 +13,7 @@ use std::{fmt, time::Duration};
 use anyhow::bail;
 use xshell::Shell;
 
-use super::{Model, Stack};
+use super::{Model, Stack, proxy::ProxyConfig};
 use crate::{
     docker::{Command, run},
     hint::Hint,
@@ -29,8 +29,6 @@ const PROXY_START: Duration = Duration::from_secs(10);
 /// How long an old container may take to finish its requests once told to stop: the
 /// app's own limit is 8 s.
 const DRAIN_SECONDS: &str = "10";
-/// The Caddyfile the proxy reloads with the new upstream.
-const CADDYFILE: &str = "/etc/caddy/Caddyfile";
 const NEW: &str = "<the new web>";
 
 #[derive(Debug)]
@@ -41,6 +39,8 @@ pub struct Switch {
     pub port: u16,
     pub ready: Vec<String>,
     pub timeout: Duration,
+    /// Given to the running proxy before its reload, if it has another.
+    pub config: Option<ProxyConfig>,
 }
 
 /// A web container as `docker ps` lists it.
@@ -52,15 +52,16 @@ struct Container {
 }
 
 impl Switch {
-    pub fn new(stack: &Stack, model: &Model, timeout: Duration) -> Switch {
-        Switch {
+    pub fn new(stack: &Stack, model: &Model, timeout: Duration) -> anyhow::Result<Switch> {
+        Ok(Switch {
             stack: stack.clone(),
             web: model.xtask.web_service.clone(),
             proxy: model.xtask.proxy_service.clone(),
             port: model.xtask.web_port,
             ready: model.xtask.ready_command.clone(),
             timeout,
-        }
+            config: ProxyConfig::of(stack, model)?,
+        })
     }
 
     fn scale_up(&self, count: usize) -> Command {
@@ -99,7 +100,7 @@ impl Switch {
             "caddy",
             "reload",
             "--config",
-            CADDYFILE,
+            super::proxy::CADDYFILE,
             "--adapter",
             "caddyfile",
         ])
@@ -266,7 +267,11 @@ impl Task for Switch {
         );
         let ready = self
             .await_ready(sh, &new)
-            .and_then(|()| run::act(sh, &self.proxy_up()));
+            .and_then(|()| run::act(sh, &self.proxy_up()))
+            .and_then(|()| match &self.config {
+                Some(config) => config.sync(sh).map(drop),
+                None => Ok(()),
+            });
         // From the reload on, the proxy may point at the new container: stopped now, it is
         // kept beside the old, and the next deploy drains both.
         interrupt::forget_cleanup("new web");
@@ -307,9 +312,20 @@ impl fmt::Display for Switch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [stop, remove] = self.drain("<each old web>");
         let ready = self.is_ready(NEW);
+        let sync = match &self.config {
+            Some(_) => format!(
+                "{}    # the new Caddyfile, if the running proxy has another\n",
+                self.stack.engine().docker([
+                    "cp",
+                    "-",
+                    &format!("<the {} container>:/", self.proxy)
+                ])
+            ),
+            None => String::new(),
+        };
         write!(
             f,
-            "{}\n{ready}    # until it succeeds, for at most {} s\n{}\n{}\n{stop}\n{remove}",
+            "{}\n{ready}    # until it succeeds, for at most {} s\n{}\n{sync}{}\n{stop}\n{remove}",
             self.scale_up(2).to_string().replace(
                 &format!("{}=2", self.web),
                 &format!("{}=<running + 1>", self.web)

@@ -9,6 +9,7 @@ mod backup;
 mod cli;
 mod compose_v5;
 mod deploy;
+mod hardening;
 mod install_docker;
 mod push;
 mod remote;

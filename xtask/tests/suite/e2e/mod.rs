@@ -120,6 +120,17 @@ impl Sandbox {
         command.output().unwrap()
     }
 
+    /// The xtask with `vars` on top of the sandbox's.
+    pub fn xtask_with(&self, vars: &[(&str, &str)], args: &[&str]) -> Output {
+        Command::new(XTASK)
+            .args(args)
+            .current_dir(root())
+            .envs(self.vars.iter().cloned())
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap()
+    }
+
     /// The xtask with `input` on its stdin (a pipe, never a terminal).
     pub fn xtask_input(&self, args: &[&str], input: &str) -> Output {
         let mut child = Command::new(XTASK)
