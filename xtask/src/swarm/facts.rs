@@ -57,6 +57,9 @@ pub struct Modes {
     pub endpoint: String,
     /// `ingress` (the routing mesh) or `host` (each node's own port).
     pub publish: String,
+    /// The stack's network between nodes encrypted (IPsec ESP), unless the nodes' kernels
+    /// cannot (`SWARM_OVERLAY=plain`).
+    pub encrypted: bool,
 }
 
 impl Facts {
@@ -105,6 +108,7 @@ impl Modes {
         Ok(Modes {
             endpoint: mode("SWARM_ENDPOINT_MODE", "vip", &["vip", "dnsrr"])?,
             publish: mode("SWARM_PUBLISH_MODE", "ingress", &["ingress", "host"])?,
+            encrypted: mode("SWARM_OVERLAY", "encrypted", &["encrypted", "plain"])? == "encrypted",
         })
     }
 }

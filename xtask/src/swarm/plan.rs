@@ -25,7 +25,7 @@ use super::{
     objects::{self, Objects},
     service_name,
     stackfile::{self, DB_NODE_LABEL, Options},
-    tasks::{AppImage, Converged, Gone, Job, StackDeploy},
+    tasks::{AppImage, Converged, Gone, Job, PruneVersions, StackDeploy},
 };
 use crate::{
     database::backup::Before,
@@ -91,6 +91,7 @@ impl<'a> Plan<'a> {
         steps.push(self.migrations(&objects, release)?);
         steps.push(self.stack_deploy(&objects, release, Phase::All)?);
         steps.push(self.converged(release));
+        steps.push(self.prune_versions(&objects));
         Ok(steps)
     }
 
@@ -98,6 +99,7 @@ impl<'a> Plan<'a> {
         let (mut steps, objects) = self.image_and_objects(release, Build::Skip)?;
         steps.push(self.stack_deploy(&objects, release, Phase::All)?);
         steps.push(self.converged(release));
+        steps.push(self.prune_versions(&objects));
         Ok(steps)
     }
 
@@ -185,6 +187,7 @@ impl<'a> Plan<'a> {
             web_replicas: settings.web_replicas,
             endpoint_mode: self.facts.modes.endpoint.clone(),
             publish_mode: self.facts.modes.publish.clone(),
+            encrypted: self.facts.modes.encrypted,
             secrets: objects.secrets.clone(),
             configs: objects.configs.clone(),
             services: services.into_iter().map(str::to_owned).collect(),
@@ -304,6 +307,25 @@ impl<'a> Plan<'a> {
                 settings.web_service
             ),
         ))
+    }
+
+    /// Once web serves: the versions of secrets and configs neither current nor previous.
+    fn prune_versions(&self, objects: &Objects) -> Step {
+        let current = objects
+            .secrets
+            .values()
+            .chain(objects.configs.values())
+            .cloned()
+            .collect();
+        Step::new(
+            "old versions of secrets and configs removed",
+            Action::Task(Arc::new(PruneVersions {
+                manager: self.manager.clone(),
+                project: self.stack.project.clone(),
+                current,
+            })),
+            "the old versions of secrets and configs were not removed",
+        )
     }
 
     fn converged(&self, release: &Release) -> Step {

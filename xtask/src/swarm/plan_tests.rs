@@ -83,6 +83,7 @@ fn facts(salt: Salt) -> Facts {
         modes: Modes {
             endpoint: "dnsrr".into(),
             publish: "host".into(),
+            encrypted: true,
         },
     }
 }
@@ -151,6 +152,12 @@ fn job() -> String {
 const CONVERGED: &str = "docker --host ssh://root@10.201.21.2 service inspect travial-prod_web    \
     # updated, not rolled back, on travial/app:0a1b2c3";
 
+const PRUNE: &str = "docker --host ssh://root@10.201.21.2 secret ls --filter label=travial.stack=travial-prod \
+    --format '{{.Name}}\t{{.CreatedAt}}'\n\
+    docker --host ssh://root@10.201.21.2 config ls --filter label=travial.stack=travial-prod \
+    --format '{{.Name}}\t{{.CreatedAt}}'\n\
+    docker --host ssh://root@10.201.21.2 secret rm '<older versions>'    # each but the current and the previous version";
+
 fn plan_of<'a>(
     stack: &'a Stack,
     model: &'a Model,
@@ -175,11 +182,12 @@ fn a_first_deploy_sends_the_image_makes_every_object_then_migrates_between_two_s
         job(),
         stack_deploy(true),
         CONVERGED.into(),
+        PRUNE.into(),
     ]);
     assert_eq!(lines(&steps), expected);
     let done: Vec<&str> = steps.iter().map(|step| step.done.as_str()).collect();
     assert_eq!(
-        done[4..],
+        done[4..8],
         [
             "db and proxy converged on root@10.201.21.2",
             "migrations applied on root@10.201.21.2",
@@ -217,7 +225,8 @@ fn what_the_swarm_has_already_is_not_made_again() {
             stack_deploy(false),
             job(),
             stack_deploy(true),
-            CONVERGED.into()
+            CONVERGED.into(),
+            PRUNE.into()
         ]
     );
 }
@@ -295,7 +304,7 @@ fn a_rollback_brings_the_image_back_without_migrating_and_migrate_leaves_web_alo
     let plan = plan_of(&stack, &model, &facts, &manager);
     let mut expected = vec![ship()];
     expected.extend(objects());
-    expected.extend([stack_deploy(true), CONVERGED.into()]);
+    expected.extend([stack_deploy(true), CONVERGED.into(), PRUNE.into()]);
     assert_eq!(lines(&plan.rollback(&release).unwrap()), expected);
 
     let migrate = plan.migrate(&release, &Before::Nothing).unwrap();

@@ -30,6 +30,8 @@ pub struct Options {
     pub endpoint_mode: String,
     /// `ingress` (the routing mesh) or `host` (each node's own port).
     pub publish_mode: String,
+    /// The overlay between nodes encrypted: every query of web to the database crosses it.
+    pub encrypted: bool,
     /// Each secret's and config's key in the model → its versioned name in the swarm.
     pub secrets: BTreeMap<String, String>,
     pub configs: BTreeMap<String, String>,
@@ -61,11 +63,15 @@ pub fn stack_file(model: &Model, options: &Options) -> anyhow::Result<Value> {
         .keys()
         .map(|key| (key.clone(), json!({})))
         .collect();
+    // Attachable: the migration job joins it.
+    let mut network = json!({ "driver": "overlay", "attachable": true });
+    if options.encrypted {
+        network["driver_opts"] = json!({ "encrypted": "" });
+    }
     Ok(json!({
         "version": "3.9",
         "services": out,
-        // Attachable: the migration job joins it.
-        "networks": { "default": { "driver": "overlay", "attachable": true } },
+        "networks": { "default": network },
         "volumes": volumes,
         "secrets": names_of(&options.secrets),
         "configs": names_of(&options.configs),
@@ -280,6 +286,7 @@ mod tests {
             web_replicas: 2,
             endpoint_mode: "dnsrr".into(),
             publish_mode: "host".into(),
+            encrypted: true,
             secrets: [
                 (
                     "postgres_password".to_owned(),
@@ -376,6 +383,11 @@ mod tests {
             "travial-prod_caddyfile_feedfacecafe"
         );
         assert_eq!(stack["networks"]["default"]["attachable"], true);
+        assert_eq!(
+            stack["networks"]["default"]["driver_opts"],
+            json!({ "encrypted": "" }),
+            "queries cross the overlay in clear"
+        );
         assert_eq!(
             stack["volumes"],
             json!({ "db-data": {}, "proxy-config": {}, "proxy-data": {} })

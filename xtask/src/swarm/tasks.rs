@@ -358,3 +358,116 @@ impl fmt::Display for Gone {
         f.write_str(&lines.join("\n"))
     }
 }
+
+/// After a deploy or a rollback: of each secret and config of the stack, the version in use
+/// and the one before it (what a rollback returns to) are kept, older ones removed. Swarm
+/// refuses to remove one a service still uses: that one stays, said as a warning.
+#[derive(Debug)]
+pub struct PruneVersions {
+    pub manager: Engine,
+    pub project: String,
+    /// The versioned names the stack uses now.
+    pub current: Vec<String>,
+}
+
+impl PruneVersions {
+    fn listing(&self, kind: &str) -> Command {
+        self.manager.docker([
+            kind,
+            "ls",
+            "--filter",
+            &format!("label={}={}", super::facts::STACK_LABEL, self.project),
+            "--format",
+            "{{.Name}}\t{{.CreatedAt}}",
+        ])
+    }
+}
+
+impl Task for PruneVersions {
+    fn run(&self, sh: &Shell) -> anyhow::Result<String> {
+        let mut removed = 0;
+        for kind in ["secret", "config"] {
+            let listing = run::read(sh, &self.listing(kind))?;
+            let listed: Vec<(String, String)> = listing
+                .lines()
+                .filter_map(|line| {
+                    let (name, created) = line.split_once('\t')?;
+                    Some((name.to_owned(), created.to_owned()))
+                })
+                .collect();
+            for name in surplus(&listed, &self.current) {
+                match run::probe(sh, &self.manager.docker([kind, "rm", &name])) {
+                    Ok(output) if output.status.success() => removed += 1,
+                    _ => crate::output::warning(&anyhow::anyhow!(
+                        "the old {kind} {name} was not removed (a service uses it still?)"
+                    )),
+                }
+            }
+        }
+        Ok(format!(
+            "{removed} old secret and config version(s) removed, the current and the previous kept"
+        ))
+    }
+}
+
+impl fmt::Display for PruneVersions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}\n{}\n{}    # each but the current and the previous version",
+            self.listing("secret"),
+            self.listing("config"),
+            self.manager.docker(["secret", "rm", "<older versions>"])
+        )
+    }
+}
+
+/// Of `listed` (versioned name, creation time), those neither `current` nor the newest
+/// other version of the same key: `STACK_KEY_VERSION` names, the version last.
+pub fn surplus(listed: &[(String, String)], current: &[String]) -> Vec<String> {
+    let key = |name: &str| {
+        name.rsplit_once('_')
+            .map_or(name, |(key, _)| key)
+            .to_owned()
+    };
+    let mut by_key: std::collections::BTreeMap<String, Vec<&(String, String)>> =
+        std::collections::BTreeMap::new();
+    for entry in listed {
+        by_key.entry(key(&entry.0)).or_default().push(entry);
+    }
+    let mut surplus = Vec::new();
+    for (_, mut versions) in by_key {
+        versions.retain(|(name, _)| !current.contains(name));
+        // Newest first: the first is the previous version, kept for a rollback.
+        versions.sort_by(|a, b| b.1.cmp(&a.1));
+        surplus.extend(versions.into_iter().skip(1).map(|(name, _)| name.clone()));
+    }
+    surplus.sort();
+    surplus
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_current_and_the_previous_version_of_each_key_stay() {
+        let entry = |name: &str, created: &str| (name.to_owned(), created.to_owned());
+        let listed = [
+            entry("p_db_password_aaa", "2026-12-01 10:00:00 +0000 UTC"),
+            entry("p_db_password_bbb", "2026-12-02 10:00:00 +0000 UTC"),
+            entry("p_db_password_ccc", "2026-12-03 10:00:00 +0000 UTC"),
+            entry("p_db_password_ddd", "2026-12-04 10:00:00 +0000 UTC"),
+            entry("p_caddyfile_eee", "2026-12-01 10:00:00 +0000 UTC"),
+        ];
+        let current = ["p_db_password_ddd".to_owned(), "p_caddyfile_eee".to_owned()];
+        assert_eq!(
+            super::surplus(&listed, &current),
+            ["p_db_password_aaa", "p_db_password_bbb"]
+        );
+        // A rollback to the previous: the newest is now the previous.
+        let current = ["p_db_password_ccc".to_owned(), "p_caddyfile_eee".to_owned()];
+        assert_eq!(
+            super::surplus(&listed, &current),
+            ["p_db_password_aaa", "p_db_password_bbb"]
+        );
+    }
+}

@@ -34,7 +34,7 @@ use crate::e2e::{
 };
 
 /// The tests of this module: the last one to end removes the cluster.
-const TESTS: usize = 12;
+const TESTS: usize = 14;
 const PLAYER: &str = r#"{"name":"ann","city":"Rome","birthdate":"1990-05-17"}"#;
 
 fn stdout(output: &Output) -> String {
@@ -796,4 +796,90 @@ fn swarm_init_never_labels_a_second_node_for_the_database() {
     };
     assert_eq!(labelled(&manager_id), "true");
     assert_ne!(labelled(&worker_id), "true", "a second database node");
+}
+
+#[test]
+fn a_database_outage_restarts_no_web_task_which_answers_503_and_recovers_by_itself() {
+    let cluster = cluster();
+    cluster.deployed(e2e::APP_TAG);
+    let (manager, worker) = (cluster.manager(), cluster.worker());
+    let running = || {
+        text(manager.docker(&[
+            "service",
+            "ps",
+            "--quiet",
+            "--filter",
+            "desired-state=running",
+            &cluster.web(),
+        ]))
+    };
+    let before = running();
+    let db = format!("{}_db", cluster.sandbox.project("prod"));
+    let scale = |replicas: &str| {
+        let scaled = manager.docker(&["service", "scale", "--detach", &format!("{db}={replicas}")]);
+        assert!(scaled.status.success(), "{scaled:?}");
+    };
+    scale("0");
+    // Under a client's reads through both nodes for 30 s: 503s (the database is
+    // unavailable), never a refused connection or a proxy's error.
+    let started = std::time::Instant::now();
+    let mut statuses = std::collections::BTreeMap::new();
+    while started.elapsed() < Duration::from_secs(30) {
+        for host in [manager, worker] {
+            let answer = http(
+                "GET",
+                &format!("{}/api/players/ann", cluster.url_of(host)),
+                None,
+            );
+            let key = match answer {
+                Ok((status, _)) => status.to_string(),
+                Err(why) => why,
+            };
+            *statuses.entry(key).or_insert(0) += 1;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    scale("1");
+    assert!(
+        statuses.keys().all(|key| key == "503" || key == "200"),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains_key("503"), "{statuses:?}");
+    assert_eq!(running(), before, "web tasks were restarted");
+    let mut back = false;
+    for _ in 0..120 {
+        if cluster.player_through(worker).0 == 200 && cluster.player_through(manager).0 == 200 {
+            back = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+    assert!(back, "web did not recover by itself");
+    assert_eq!(running(), before, "web tasks were restarted");
+}
+
+#[test]
+fn old_secret_versions_go_but_the_current_and_the_previous() {
+    let cluster = cluster();
+    cluster.deployed(e2e::APP_TAG);
+    let manager = cluster.manager();
+    let versions = || {
+        let names = text(manager.docker(&["secret", "ls", "--format", "{{.Name}}"]));
+        names
+            .lines()
+            .filter(|name| name.contains("_app_db_password_"))
+            .count()
+    };
+    for password in ["swarm-app-secret-2", "swarm-app-secret-3"] {
+        let rotated = cluster.on_swarm(&[("APP_DB_PASSWORD", password)], &["deploy", "--no-build"]);
+        assert_success(&rotated, "a deploy with a new password");
+    }
+    assert_eq!(versions(), 2, "the current and the previous only");
+    // Back to the cluster's own password, for the tests after.
+    assert_success(
+        &cluster.on_swarm(&[], &["deploy", "--no-build"]),
+        "the password back",
+    );
+    assert_eq!(versions(), 2);
+    assert_eq!(cluster.player_through(manager).0, 200);
 }
