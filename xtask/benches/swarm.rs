@@ -41,6 +41,7 @@ fn main() {
         ("APP_DB_PASSWORD", "bench-app"),
         ("SWARM_ENDPOINT_MODE", "dnsrr"),
         ("SWARM_PUBLISH_MODE", "host"),
+        ("SWARM_OVERLAY", "plain"),
         ("PATH", &hosts.path()),
     ]);
     // Named by ID, as the xtask names the app's image: by name, Swarm would ask Docker Hub.

@@ -289,6 +289,16 @@ mod tests {
             "ssh://a b@h",
             "ssh://x$(id)@h",
             "ssh://h\nx",
+            // Host names and addresses only: nothing a shell, ssh or docker reads otherwise.
+            "ssh://h;id",
+            "ssh://$(id)",
+            "ssh://h|x",
+            "ssh://h&x",
+            "ssh://h'x",
+            "ssh://h\"x",
+            "ssh://<h>",
+            "ssh://h`id`",
+            "ssh://root@[::1;x]",
         ] {
             assert!(SshHost::parse(bad).is_err(), "{bad}");
         }

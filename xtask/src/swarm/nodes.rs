@@ -95,5 +95,8 @@ mod tests {
         let unlabelled = super::parse("wu5vor7x|ready|drain|<no value>|<no value>\n").unwrap();
         assert_eq!((unlabelled.ssh, unlabelled.db), (None, false));
         assert_eq!(super::parse("x"), None);
+        // A label is checked as any SSH address before the xtask connects to it.
+        let hostile = super::parse("n|ready|active|ssh://root@10.201.21.2;reboot|").unwrap();
+        assert!(hostile.engine().is_err());
     }
 }

@@ -12,7 +12,9 @@
 //! from, so that any one of them runs alone too.
 //!
 //! This kernel has no IPVS: the stack uses DNS round robin and host-mode ports
-//! (SWARM_ENDPOINT_MODE, SWARM_PUBLISH_MODE), as ../shared/SANDBOX.md says.
+//! (SWARM_ENDPOINT_MODE, SWARM_PUBLISH_MODE), as ../shared/SANDBOX.md says; nor ESP, which
+//! the encrypted overlay needs between nodes (`ip xfrm state add … proto esp` is refused):
+//! the stack's network here is plain (SWARM_OVERLAY); a unit test checks the default.
 
 use std::{
     ops::{Deref, DerefMut},
@@ -133,6 +135,7 @@ impl Cluster {
             ("APP_DB_PASSWORD", "swarm-app-secret".to_owned()),
             ("SWARM_ENDPOINT_MODE", "dnsrr".to_owned()),
             ("SWARM_PUBLISH_MODE", "host".to_owned()),
+            ("SWARM_OVERLAY", "plain".to_owned()),
         ] {
             sandbox.set(name, &value);
         }
