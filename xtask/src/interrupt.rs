@@ -147,6 +147,8 @@ fn on_signal() {
     for (_, run) in cleanup.iter().rev() {
         run();
     }
+    // Last: the cleanup may have needed a host's SSH connection.
+    crate::docker::tunnel::close_all();
     let (what, hint) = {
         let state = state();
         (state.state.clone(), state.hint.clone())

@@ -34,7 +34,9 @@ fn main() -> ExitCode {
     let cli = cli::parse(&root);
     output::set_verbosity(cli.verbosity());
     interrupt::install();
-    match run(cli, &root) {
+    let outcome = run(cli, &root);
+    docker::tunnel::close_all();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             output::error(&err);

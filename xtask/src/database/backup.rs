@@ -369,15 +369,11 @@ impl fmt::Display for BeforeMigrations {
 /// anything; `None` if neither answers.
 pub fn migrations_known(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<Option<i64>> {
     let label = "{{index .Config.Labels \"travial.migrations\"}}";
-    if !images::has(sh, engine, image)? {
+    let Some(labelled) = images::label(sh, engine, image, label)? else {
         anyhow::bail!(
             "{engine} has no image {image}: build it (`cargo xtask build`) or send it with a deploy"
         );
-    }
-    let labelled = run::read(
-        sh,
-        &engine.docker(["image", "inspect", "--format", label, image]),
-    )?;
+    };
     if let Ok(version) = labelled.trim().parse::<i64>() {
         return Ok(Some(version));
     }

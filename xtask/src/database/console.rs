@@ -54,7 +54,7 @@ pub fn exec(sh: &Shell, args: &ExecArgs) -> anyhow::Result<()> {
 fn running(sh: &Shell, stack: &Stack, service: &str) -> anyhow::Result<(Engine, String)> {
     let (engine, container) = match &stack.target {
         Target::Compose { engine } => {
-            let ids = run::read(sh, &stack.compose(&["ps", "--quiet", service]))?;
+            let ids = run::read(sh, &stack.containers_of(service))?;
             (
                 engine.clone(),
                 ids.lines().next().unwrap_or_default().to_owned(),

@@ -89,7 +89,7 @@ fn proxies(sh: &Shell, stack: &Stack, model: &Model) -> anyhow::Result<Vec<(Engi
     let proxy = &model.xtask.proxy_service;
     match &stack.target {
         Target::Compose { engine } => {
-            let ids = run::read(sh, &stack.compose(&["ps", "--quiet", proxy]))?;
+            let ids = run::read(sh, &stack.containers_of(proxy))?;
             Ok(ids
                 .lines()
                 .map(|id| (engine.clone(), id.to_owned()))

@@ -9,6 +9,7 @@ pub mod console;
 pub mod maintenance;
 mod manifest;
 pub mod restore;
+pub mod role;
 mod snapshot;
 mod transfer;
 pub mod verify;
@@ -44,7 +45,7 @@ impl Database {
         let db = &model.xtask.db_service;
         let (engine, container) = match &stack.target {
             Target::Compose { engine } => {
-                let ids = run::read(sh, &stack.compose(&["ps", "--quiet", db]))?;
+                let ids = run::read(sh, &stack.containers_of(db))?;
                 (
                     engine.clone(),
                     ids.lines().next().unwrap_or_default().to_owned(),
@@ -113,13 +114,9 @@ impl Database {
         self.exec(Stdin::Read, args)
     }
 
-    /// What `sql` prints, run as the owner on the stack's database; psql's own `ERROR:`
-    /// line when it fails.
-    pub fn query(&self, sh: &Shell, sql: &str) -> anyhow::Result<String> {
-        let command = self
-            .psql(None, &[])
-            .stdin_content("the query", sql.as_bytes().to_vec());
-        let output = run::probe(sh, &command)?;
+    /// What a psql command printed, or psql's own `ERROR:` line when it fails.
+    fn run(&self, sh: &Shell, command: &Command) -> anyhow::Result<String> {
+        let output = run::probe(sh, command)?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let reason = stderr
@@ -135,21 +132,7 @@ impl Database {
 
     /// `Some(v)`: the newest migration applied; `None` before the first (no history table).
     pub fn applied_migration(&self, sh: &Shell) -> anyhow::Result<Option<i64>> {
-        let exists = self.query(
-            sh,
-            "SELECT to_regclass('refinery_schema_history') IS NOT NULL;",
-        )?;
-        if exists.trim() != "t" {
-            return Ok(None);
-        }
-        let text = self.query(
-            sh,
-            "SELECT COALESCE(MAX(version), 0) FROM refinery_schema_history;",
-        )?;
-        let text = text.trim();
-        text.parse()
-            .map(Some)
-            .with_context(|| format!("unexpected answer for the migrations applied: `{text}`"))
+        Ok(self.migrated(sh, &self.user)?.applied)
     }
 }
 

@@ -229,7 +229,7 @@ fn scheduled(sh: &Shell, stack: &Stack, model: &Model) -> anyhow::Result<Option<
     let (user, name) = super::owner_and_database(model)?;
     let found = match &stack.target {
         Target::Compose { engine } => {
-            let ids = run::read(sh, &stack.compose(&["ps", "--quiet", service]))?;
+            let ids = run::read(sh, &stack.containers_of(service))?;
             ids.lines().next().map(|id| (engine.clone(), id.to_owned()))
         }
         Target::Swarm { manager } => super::swarm_task(sh, stack, manager, service)

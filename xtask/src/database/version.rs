@@ -10,7 +10,7 @@ use xshell::Shell;
 use crate::{
     docker::{Engine, images, run},
     hint::Hint,
-    stack::{Model, Stack, Target},
+    stack::{Model, Stack, Target, unchanged},
     swarm,
 };
 
@@ -31,6 +31,12 @@ pub fn check(sh: &Shell, stack: &Stack, model: &Model) -> anyhow::Result<()> {
     else {
         return Ok(());
     };
+    // The server that runs on the data now stays as it is: nothing to check.
+    if matches!(stack.target, Target::Compose { .. })
+        && unchanged::runs_image(sh, stack, &model.xtask.db_service, &image)?
+    {
+        return Ok(());
+    }
     let volume = format!("{}_{volume}", stack.project);
     let Some(engine) = data_engine(sh, stack)? else {
         return Ok(());

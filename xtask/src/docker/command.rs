@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::quote::shell_words;
+use super::{SshHost, quote::shell_words};
 
 /// A program with its arguments and environment. Usually docker, with the engine's flags
 /// already in `args` (see `Engine`); install-docker also runs apt-get and usermod.
@@ -18,6 +18,9 @@ pub struct Command {
     pub secret_env: Vec<Secret>,
     /// Written to the command's standard input, never printed.
     pub stdin: Option<Stdin>,
+    /// The SSH host it goes to (`docker --host ssh://…`, `ssh …`): it runs over the one
+    /// connection to that host (see `tunnel`).
+    pub ssh: Option<SshHost>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +75,7 @@ impl Command {
             env: Vec::new(),
             secret_env: Vec::new(),
             stdin: None,
+            ssh: None,
         }
     }
 

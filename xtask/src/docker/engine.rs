@@ -29,7 +29,7 @@ pub enum Engine {
 }
 
 /// `ssh://[USER@]HOST[:PORT]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SshHost {
     pub user: Option<String>,
     pub host: String,
@@ -113,7 +113,10 @@ impl SshHost {
         ];
         args.extend(self.ssh_args());
         args.push(remote);
-        Command::new("ssh", args)
+        Command {
+            ssh: Some(self.clone()),
+            ..Command::new("ssh", args)
+        }
     }
 }
 
@@ -161,6 +164,10 @@ impl Engine {
         if matches!(address.as_str(), "localhost" | "127.0.0.1" | "::1") && scheme == "tcp" {
             return Engine::Local;
         }
+        // Named by Docker's settings, but reached as `--host` would be: over one connection.
+        if let Ok(host) = SshHost::parse(endpoint) {
+            return Engine::over_ssh(&host);
+        }
         Engine::Remote {
             flag: None,
             name: authority.to_owned(),
@@ -182,8 +189,11 @@ impl Engine {
         match self {
             Engine::Remote {
                 flag: Some(host), ..
-            } => Command::docker(["--host".to_owned(), host.url()])
-                .args(args.into_iter().map(Into::into)),
+            } => Command {
+                ssh: Some(host.clone()),
+                ..Command::docker(["--host".to_owned(), host.url()])
+                    .args(args.into_iter().map(Into::into))
+            },
             _ => Command::docker(args),
         }
     }
@@ -324,8 +334,13 @@ mod tests {
         assert!(Engine::from_endpoint("tcp://127.0.0.1:2375").is_local());
         let ssh = Engine::from_endpoint("ssh://me@203.0.113.7:2222");
         assert_eq!(ssh.to_string(), "me@203.0.113.7:2222");
-        // Docker's settings already name it: no --host added.
-        assert_eq!(ssh.docker(["ps"]).to_string(), "docker ps");
+        // Named as --host would: carried by the command's one connection to it.
+        assert_eq!(
+            ssh.docker(["ps"]).to_string(),
+            "docker --host ssh://me@203.0.113.7:2222 ps"
+        );
+        let tcp = Engine::from_endpoint("tcp://203.0.113.7:2376");
+        assert_eq!(tcp.docker(["ps"]).to_string(), "docker ps");
         assert_eq!(ssh.reach(None, "8080").as_deref(), Some("203.0.113.7:8080"));
         assert_eq!(ssh.reach(Some("127.0.0.1"), "8000"), None);
         assert_eq!(

@@ -22,6 +22,17 @@ pub fn id(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<Option<Str
     inspect(sh, engine, image, "{{.Id}}")
 }
 
+/// What `format` (a label's `index`) says of the image on `engine`, `None` when it has no
+/// such image.
+pub fn label(
+    sh: &Shell,
+    engine: &Engine,
+    image: &str,
+    format: &str,
+) -> anyhow::Result<Option<String>> {
+    inspect(sh, engine, image, format)
+}
+
 /// Whether `engine` has the image.
 pub fn has(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<bool> {
     Ok(id(sh, engine, image)?.is_some())

@@ -11,6 +11,7 @@ pub mod quote;
 pub mod run;
 pub mod ship;
 pub mod tar;
+pub mod tunnel;
 
 pub use command::{Command, Secret};
 pub use engine::{Engine, SshHost};

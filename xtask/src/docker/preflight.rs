@@ -11,7 +11,7 @@ use crate::hint::Hint;
 /// How long `docker info` may take: a daemon that accepts the connection and never answers
 /// would otherwise hang every command.
 pub const DAEMON_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the SSH check of a host may take: the connection, then `docker version` there.
+/// How long the SSH check of a host may take: `docker version` there.
 const SSH_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Compose builds through buildx bake from v5 on, and refuses an older buildx from 2.40.1.
 const BUILDX_MINIMUM: Version = Version::new(0, 17, 0);
@@ -58,8 +58,36 @@ impl Needs {
     }
 }
 
-/// Checks the client and Compose, then what `needs` asks for.
-pub fn preflight(sh: &Shell, engine: &Engine, needs: Needs) -> anyhow::Result<()> {
+/// Checks the client and Compose, then what `needs` asks for: with an engine, all of it
+/// from one `docker info` (the engine's answer, and the client's plugins).
+pub fn preflight(sh: &Shell, engine: &Engine, needs: Needs) -> anyhow::Result<Option<Info>> {
+    docker_installed()?;
+    if !needs.engine {
+        let compose = compose_version(sh)?;
+        if needs.build {
+            let buildx = run::probe(sh, &Command::docker(["buildx", "version"]))?;
+            let buildx = buildx
+                .status
+                .success()
+                .then(|| buildx_version(&String::from_utf8_lossy(&buildx.stdout)))
+                .flatten();
+            check_build(compose, buildx)?;
+        }
+        return Ok(None);
+    }
+    let info = engine_answers(sh, engine)?;
+    let compose = match info.compose {
+        Some(compose) => accepted_compose(&compose.to_string())?,
+        // Not a plugin: v1's docker-compose, or nothing.
+        None => compose_version(sh)?,
+    };
+    if needs.build {
+        check_build(compose, info.buildx)?;
+    }
+    Ok(Some(info))
+}
+
+pub fn docker_installed() -> anyhow::Result<()> {
     if which::which("docker").is_err() {
         return Err(Hint::new(
             "docker is not installed (not found in PATH)",
@@ -67,30 +95,58 @@ pub fn preflight(sh: &Shell, engine: &Engine, needs: Needs) -> anyhow::Result<()
         )
         .into());
     }
-    let compose = compose_version(sh)?;
-    if needs.build {
-        let buildx = run::probe(sh, &Command::docker(["buildx", "version"]))?;
-        let buildx = buildx
-            .status
-            .success()
-            .then(|| buildx_version(&String::from_utf8_lossy(&buildx.stdout)))
-            .flatten();
-        if let Err(problem) = build_requirement(compose, buildx) {
-            return Err(Hint::new(problem, GET_BUILDX).into());
-        }
-    }
-    if needs.engine {
-        engine_answers(sh, engine)?;
-    }
     Ok(())
 }
 
-/// The engine's version, within `DAEMON_ANSWER_TIMEOUT`.
-pub fn engine_answers(sh: &Shell, engine: &Engine) -> anyhow::Result<String> {
-    if let Some(host) = engine.ssh() {
-        return ssh_engine_answers(sh, host);
+fn check_build(compose: Version, buildx: Option<Version>) -> anyhow::Result<()> {
+    build_requirement(compose, buildx).map_err(|problem| Hint::new(problem, GET_BUILDX).into())
+}
+
+/// What one `docker info` says of the engine and of this machine's client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    pub server_version: String,
+    /// A manager of an active swarm.
+    pub swarm_manager: bool,
+    compose: Option<Version>,
+    buildx: Option<Version>,
+}
+
+const INFO_FORMAT: &str = "{{.ServerVersion}}|{{.Swarm.LocalNodeState}}|{{.Swarm.ControlAvailable}}|{{range .ClientInfo.Plugins}}{{.Name}}={{.Version}} {{end}}";
+
+impl Info {
+    /// `20.10.24|active|true|compose=v2.40.3 buildx=v0.19.2 `.
+    fn parse(text: &str) -> Option<Info> {
+        let mut fields = text.trim().splitn(4, '|');
+        let server_version = fields.next()?.to_owned();
+        let (state, control) = (fields.next()?, fields.next()?);
+        let swarm_manager = state == "active" && control == "true";
+        let plugins: Vec<(&str, Option<Version>)> = fields
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|plugin| plugin.split_once('='))
+            .map(|(name, version)| (name, Version::parse(version)))
+            .collect();
+        let plugin = |wanted: &str| {
+            plugins
+                .iter()
+                .find(|(name, _)| *name == wanted)
+                .map(|(_, version)| version.unwrap_or(Version::new(u32::MAX, 0, 0)))
+        };
+        Some(Info {
+            server_version,
+            swarm_manager,
+            compose: plugin("compose"),
+            buildx: plugin("buildx"),
+        })
     }
-    let info = engine.docker(["info", "--format", "{{.ServerVersion}}"]);
+}
+
+/// The engine's answer, within `DAEMON_ANSWER_TIMEOUT`; over SSH, what fails is named:
+/// the host, the login, the host key, docker there or its daemon.
+pub fn engine_answers(sh: &Shell, engine: &Engine) -> anyhow::Result<Info> {
+    let info = engine.docker(["info", "--format", INFO_FORMAT]);
     let Some(output) = run::probe_within(sh, &info, DAEMON_ANSWER_TIMEOUT)? else {
         return Err(Hint::new(
             format!(
@@ -101,54 +157,67 @@ pub fn engine_answers(sh: &Shell, engine: &Engine) -> anyhow::Result<String> {
         )
         .into());
     };
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if let Engine::Remote { name, .. } = engine {
-            if let Some((problem, fix)) =
-                diagnosis::ssh_problem(&stderr, name, &format!("ssh://{name}"))
-            {
-                return Err(Hint::new(problem, fix).into());
-            }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.success() {
+        if let Some(info) = Info::parse(&stdout) {
+            return Ok(info);
         }
-        return Err(diagnosis::daemon_problem(&stderr));
     }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    if let Some(host) = engine.ssh() {
+        // What docker says of a forwarded socket names neither the host nor the fix: asked
+        // there, through ssh, the problem has its name.
+        return Err(ssh_engine_problem(sh, host));
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if let Engine::Remote { name, .. } = engine {
+        if let Some((problem, fix)) =
+            diagnosis::ssh_problem(&stderr, name, &format!("ssh://{name}"))
+        {
+            return Err(Hint::new(problem, fix).into());
+        }
+    }
+    Err(diagnosis::daemon_problem(&stderr))
 }
 
-/// Through ssh itself, as Docker's `--host ssh://…` goes (the same ssh configuration,
-/// known hosts and keys), but never asking anything and naming what fails: the host, the
-/// login, the host key, docker there or its daemon.
-fn ssh_engine_answers(sh: &Shell, host: &SshHost) -> anyhow::Result<String> {
+/// Why the engine of an SSH host does not answer: `docker version` run there, over the
+/// host's connection.
+fn ssh_engine_problem(sh: &Shell, host: &SshHost) -> anyhow::Error {
     let remote =
         shell_words(&["docker", "version", "--format", "{{.Server.Version}}"].map(String::from));
     let check = host.command(remote);
-    let Some(output) = run::probe_within(sh, &check, SSH_ANSWER_TIMEOUT)? else {
-        return Err(Hint::new(
-            format!(
-                "{host} did not answer over SSH within {} s",
-                SSH_ANSWER_TIMEOUT.as_secs()
-            ),
-            "check the address, and that the host is up and sshd runs there",
-        )
-        .into());
+    let output = match run::probe_within(sh, &check, SSH_ANSWER_TIMEOUT) {
+        Ok(Some(output)) => output,
+        Ok(None) => {
+            return Hint::new(
+                format!(
+                    "{host} did not answer over SSH within {} s",
+                    SSH_ANSWER_TIMEOUT.as_secs()
+                ),
+                "check the address, and that the host is up and sshd runs there",
+            )
+            .into();
+        }
+        Err(err) => return err,
     };
     let stderr = String::from_utf8_lossy(&output.stderr);
-    // With `StrictHostKeyChecking no` in the user's ssh configuration, ssh logs in with a key
-    // despite a changed host key, only warning: a changed key stops the command all the same.
-    if output.status.success() && !diagnosis::host_key_changed(&stderr) {
-        return Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    if let Some((problem, fix)) = diagnosis::ssh_problem(&stderr, &host.to_string(), &host.url()) {
+        return Hint::new(problem, fix).into();
     }
-    match diagnosis::ssh_problem(&stderr, &host.to_string(), &host.url()) {
-        Some((problem, fix)) => Err(Hint::new(problem, fix).into()),
-        None => Err(anyhow::anyhow!(
-            "`{check}` failed: {}",
-            run::last_line(&stderr).unwrap_or_else(|| output.status.to_string())
-        )),
+    if output.status.success() {
+        return Hint::new(
+            format!("docker on {host} answers over ssh, but not through the forwarded socket"),
+            "let sshd there forward Unix sockets (`AllowStreamLocalForwarding yes`, no `DisableForwarding`)",
+        )
+        .into();
     }
+    anyhow::anyhow!(
+        "`{check}` failed: {}",
+        run::last_line(&stderr).unwrap_or_else(|| output.status.to_string())
+    )
 }
 
 /// Compose v2 or later, as `docker compose version --short` reports it.
-fn compose_version(sh: &Shell) -> anyhow::Result<Version> {
+pub fn compose_version(sh: &Shell) -> anyhow::Result<Version> {
     let output = run::probe(sh, &Command::docker(["compose", "version", "--short"]))?;
     if output.status.success() {
         return accepted_compose(&String::from_utf8_lossy(&output.stdout));
@@ -299,6 +368,30 @@ mod tests {
         assert_eq!(
             buildx_version("docker: 'buildx' is not a docker command."),
             None
+        );
+    }
+
+    #[test]
+    fn one_docker_info_says_the_engine_the_swarm_and_the_plugins() {
+        let info =
+            Info::parse("20.10.24+dfsg1|active|true|compose=v2.40.3 buildx=v0.19.2 \n").unwrap();
+        assert_eq!(info.server_version, "20.10.24+dfsg1");
+        assert!(info.swarm_manager);
+        assert_eq!(info.compose, Version::parse("2.40.3"));
+        assert_eq!(info.buildx, Version::parse("0.19.2"));
+        let worker = Info::parse("28.2.2|active|false|").unwrap();
+        assert!(!worker.swarm_manager);
+        assert_eq!((worker.compose, worker.buildx), (None, None));
+        assert!(
+            !Info::parse("28.2.2|inactive|false|compose=dev")
+                .unwrap()
+                .swarm_manager
+        );
+        assert_eq!(
+            Info::parse("28.2.2|inactive|false|compose=dev")
+                .unwrap()
+                .compose,
+            Some(Version::new(u32::MAX, 0, 0))
         );
     }
 

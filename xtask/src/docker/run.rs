@@ -22,7 +22,7 @@ use std::{
 use anyhow::Context;
 use xshell::Shell;
 
-use super::{Command, diagnosis};
+use super::{Command, diagnosis, tunnel};
 use crate::{hint::Hint, interrupt, output};
 
 /// How much of the end of a command's output is kept, to explain its failure.
@@ -230,7 +230,7 @@ fn spawn(sh: &Shell, command: &Command, stdout: Stdio, stderr: Stdio) -> anyhow:
     } else {
         Stdio::null()
     };
-    let mut child = process(sh, command)
+    let mut child = process(sh, command)?
         .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr)
@@ -252,10 +252,11 @@ fn spawn(sh: &Shell, command: &Command, stdout: Stdio, stderr: Stdio) -> anyhow:
 /// Ctrl-C left to it: the xtask waits for it to end. Its exit status, as it is.
 pub fn interactive(sh: &Shell, command: &Command) -> anyhow::Result<ExitStatus> {
     output::command(&command.to_string());
-    let mut process = std::process::Command::new(&command.program);
+    let routed = tunnel::route(sh, command)?;
+    let mut process = std::process::Command::new(&routed.program);
     process
-        .args(&command.args)
-        .envs(command.env.iter().map(|(name, value)| (name, value)))
+        .args(&routed.args)
+        .envs(routed.env.iter().map(|(name, value)| (name, value)))
         .current_dir(sh.current_dir());
     let _passing = interrupt::pass_through();
     let status = process.status().with_context(|| cannot_run(command))?;
@@ -288,7 +289,7 @@ impl Piped {
     }
 
     fn start(sh: &Shell, command: &Command) -> anyhow::Result<Piped> {
-        let mut child = process(sh, command)
+        let mut child = process(sh, command)?
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -342,6 +343,7 @@ pub fn show(sh: &Shell, title: &str, command: &Command) {
 /// For what runs while the command is being stopped (`interrupt`'s cleanup): neither
 /// echoed nor registered (a registration then would stop it at once), its output ignored.
 pub fn while_stopping(dir: &std::path::Path, command: &Command) -> bool {
+    let command = &tunnel::route_if_open(command);
     let mut process = std::process::Command::new(&command.program);
     process
         .args(&command.args)
@@ -353,8 +355,10 @@ pub fn while_stopping(dir: &std::path::Path, command: &Command) -> bool {
     process.status().is_ok_and(|status| status.success())
 }
 
-/// The process of `command`, its standard streams left to the caller.
-pub(super) fn process(sh: &Shell, command: &Command) -> std::process::Command {
+/// The process of `command`, its standard streams left to the caller: over its host's one
+/// SSH connection if it goes to one (see `tunnel`).
+pub(super) fn process(sh: &Shell, command: &Command) -> anyhow::Result<std::process::Command> {
+    let command = &tunnel::route(sh, command)?;
     let mut process = std::process::Command::new(&command.program);
     process
         .args(&command.args)
@@ -368,7 +372,7 @@ pub(super) fn process(sh: &Shell, command: &Command) -> std::process::Command {
         .current_dir(sh.current_dir());
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut process, 0);
-    process
+    Ok(process)
 }
 
 pub(super) fn cannot_run(command: &Command) -> String {

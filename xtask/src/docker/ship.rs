@@ -64,14 +64,14 @@ fn pipe(
     progress: &output::Bytes,
 ) -> anyhow::Result<u64> {
     output::command(&format!("{save} | {load}"));
-    let mut saver = run::process(sh, save)
+    let mut saver = run::process(sh, save)?
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| run::cannot_run(save))?;
     let saving = interrupt::register(saver.id());
-    let mut loader = run::process(sh, load)
+    let mut loader = run::process(sh, load)?
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,6 +1,8 @@
 //! `cargo xtask build [--tag T]… [--no-cache]`: the app image through `docker compose
 //! build`, then every tag of the release.
 
+use std::{fmt, sync::Arc};
+
 use anyhow::Context;
 use xshell::Shell;
 
@@ -11,7 +13,7 @@ use super::{
 use crate::{
     cli::BuildArgs,
     docker::{self, Command, Engine, Needs, run},
-    plan::{self, Step},
+    plan::{self, Action, Step, Task},
     stack::Stack,
 };
 
@@ -93,6 +95,69 @@ pub fn plan(
         ));
     }
     Ok(steps)
+}
+
+/// A deploy's build of a committed revision: nothing to do when the image at its tag was
+/// built from that very commit (its `org.opencontainers.image.revision` label), as a clean
+/// tree's image always is. A tree with changes is always built (BuildKit's cache decides
+/// what that redoes), and so is everything `cargo xtask build` is asked for.
+pub fn unless_built(build: Step, reference: String, source: &Source) -> Step {
+    if source.revision.dirty {
+        return build;
+    }
+    let Action::Run(command) = build.action else {
+        return build;
+    };
+    Step::new(
+        &build.done,
+        Action::Task(Arc::new(UnlessBuilt {
+            reference,
+            revision: source.full_sha.clone(),
+            build: command,
+            done: build.done.clone(),
+        })),
+        &build.on_failure,
+    )
+}
+
+#[derive(Debug)]
+struct UnlessBuilt {
+    reference: String,
+    revision: String,
+    build: Command,
+    done: String,
+}
+
+const REVISION_LABEL: &str = "{{index .Config.Labels \"org.opencontainers.image.revision\"}}";
+
+impl Task for UnlessBuilt {
+    fn run(&self, sh: &Shell) -> anyhow::Result<String> {
+        let built = Command::docker([
+            "image",
+            "inspect",
+            "--format",
+            REVISION_LABEL,
+            &self.reference,
+        ]);
+        if run::read(sh, &built).is_ok_and(|revision| revision.trim() == self.revision) {
+            return Ok(format!(
+                "{} is built already, from this commit",
+                self.reference
+            ));
+        }
+        run::act(sh, &self.build)?;
+        Ok(self.done.clone())
+    }
+}
+
+impl fmt::Display for UnlessBuilt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}    # unless {} was built from this commit already",
+            self.build, self.reference
+        )
+    }
 }
 
 fn print_summary(sh: &Shell, repository: &str, tags: &[String]) -> anyhow::Result<()> {

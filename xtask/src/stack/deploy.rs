@@ -155,7 +155,11 @@ pub fn plan(
             .before
             .step(stack, model, &release.runs, stack.engine()),
     );
-    steps.push(migrate_step(stack, model));
+    steps.push(super::migrate::UnlessCurrent::step(
+        stack,
+        model,
+        &release.runs.to_string(),
+    ));
     steps.extend(web_steps(stack, model, options.timeout)?);
     steps.extend(others_step(stack, model));
     Ok(steps)
@@ -176,7 +180,7 @@ pub fn serving_or_reason(
     match &stack.target {
         Target::Swarm { .. } => Ok(swarm::service_name(stack, web)),
         Target::Compose { .. } => {
-            let running = run::read(sh, &stack.compose(&["ps", "--format", "{{.Name}}", web]));
+            let running = run::read(sh, &stack.listing_of(web, "{{.Names}}"));
             Ok(running
                 .map(|names| names.trim().to_owned())
                 .unwrap_or_default())

@@ -97,12 +97,14 @@ const OPTIONS: Options = Options {
 
 const BUILD: &str = "APP_IMAGE=travial/app APP_TAG=0a1b2c3 docker compose -p travial -f compose/compose.yaml \
     build --build-arg VERSION=0.1.0 --build-arg REVISION=0a1b2c3d4e --build-arg CREATED=2026-11-24T16:00:00+00:00 \
-    --build-arg SOURCE=https://github.com/travial/travial --build-arg MIGRATIONS=2 web";
+    --build-arg SOURCE=https://github.com/travial/travial --build-arg MIGRATIONS=2 web    \
+    # unless travial/app:0a1b2c3 was built from this commit already";
 
 /// The switch's lines, for a stack whose compose lines start with `compose`.
 fn switch(compose: &str, docker: &str, timeout: u64) -> String {
     format!(
-        "{compose} up --detach --no-build --no-deps --no-recreate --scale web=<running + 1> web  # with the secrets APP_DB_PASSWORD\n\
+        "# nothing of what follows if web runs this image, settings and secrets already\n\
+         {compose} up --detach --no-build --no-deps --no-recreate --scale web=<running + 1> web  # with the secrets APP_DB_PASSWORD\n\
          {docker} exec '<the new web>' app healthcheck --ready    # until it succeeds, for at most {timeout} s\n\
          {compose} up --detach --no-build --no-deps proxy\n\
          {compose} exec -T -e 'UPSTREAMS=<the new web>:8000' proxy caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile\n\
@@ -128,7 +130,10 @@ fn dev_builds_the_revision_switches_web_and_probes_through_the_published_ports()
             BUILD.to_owned(),
             format!("{compose} up --detach --no-build db  # with the secrets APP_DB_PASSWORD"),
             "cargo xtask wait postgres://127.0.0.1:5433 --timeout 60s".to_owned(),
-            format!("{compose} run --rm --no-deps migrate  # with the secrets APP_DB_PASSWORD"),
+            format!(
+                "{compose} run --rm --no-deps migrate  # with the secrets APP_DB_PASSWORD    \
+                 # unless the database has every migration of the image and web's role is as set"
+            ),
             switch(compose, "docker", 60),
             "cargo xtask wait http://127.0.0.1:8000/healthz --timeout 60s".to_owned(),
         ]
@@ -163,7 +168,10 @@ fn prod_follows_the_engines_healthcheck_where_the_db_port_is_not_published() {
             format!(
                 "{compose} up --detach --no-build --wait --wait-timeout 90 db  # with the secrets APP_DB_PASSWORD"
             ),
-            format!("{compose} run --rm --no-deps migrate  # with the secrets APP_DB_PASSWORD"),
+            format!(
+                "{compose} run --rm --no-deps migrate  # with the secrets APP_DB_PASSWORD    \
+                 # unless the database has every migration of the image and web's role is as set"
+            ),
             switch(compose, "docker", 90),
             "cargo xtask wait http://127.0.0.1:8080/healthz --timeout 90s".to_owned(),
         ]
@@ -185,7 +193,10 @@ fn a_remote_engine_gets_the_image_over_ssh_and_is_waited_for_through_itself() {
              # unless root@10.201.1.2 has that image already"
                 .to_owned(),
             format!("{compose} up --detach --no-build --wait --wait-timeout 60 db  # with the secrets APP_DB_PASSWORD"),
-            format!("{compose} run --rm --no-deps migrate  # with the secrets APP_DB_PASSWORD"),
+            format!(
+                "{compose} run --rm --no-deps migrate  # with the secrets APP_DB_PASSWORD    \
+                 # unless the database has every migration of the image and web's role is as set"
+            ),
             switch(compose, "docker --host ssh://root@10.201.1.2", 60),
         ]
     );

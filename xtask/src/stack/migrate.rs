@@ -3,7 +3,7 @@
 //! migrations the database lacks, then the migrations, as a deploy applies them: a one-off
 //! container on one engine, a job on a swarm.
 
-use std::time::Duration;
+use std::{fmt, sync::Arc, time::Duration};
 
 use xshell::Shell;
 
@@ -15,12 +15,12 @@ use super::{
 use crate::{
     cli::MigrateArgs,
     database::{
-        self,
+        self, Database,
         backup::{self, Before, Taken},
     },
-    docker::Needs,
+    docker::{Command, Needs, run},
     interrupt,
-    plan::{self, Step},
+    plan::{self, Action, Step, Task},
     swarm,
 };
 
@@ -102,5 +102,98 @@ fn plan_for(
             let facts = swarm::Facts::read(sh, manager, dry_run)?;
             swarm::Plan::new(stack, manager, model, &facts, timeout).migrate(release, before)
         }
+    }
+}
+
+/// A deploy's migrations: the migration container, unless the database already has every
+/// migration the image knows and web's role logs in with the password the container would
+/// set (see `database::role`), when it would change nothing.
+#[derive(Debug)]
+pub struct UnlessCurrent {
+    stack: Stack,
+    model: Model,
+    image: String,
+    migrate: Command,
+}
+
+impl UnlessCurrent {
+    pub fn step(stack: &Stack, model: &Model, image: &str) -> Step {
+        let step = deploy::migrate_step(stack, model);
+        let Action::Run(migrate) = step.action else {
+            return step;
+        };
+        Step::new(
+            &step.done,
+            Action::Task(Arc::new(UnlessCurrent {
+                stack: stack.clone(),
+                model: model.clone(),
+                image: image.to_owned(),
+                migrate,
+            })),
+            &step.on_failure,
+        )
+    }
+
+    /// Why there is nothing to run, if there is not.
+    fn current(&self, sh: &Shell) -> anyhow::Result<Option<String>> {
+        let service = &self.model.xtask.migrate_service;
+        let environment = &self.model.service(service)?.environment;
+        let setting = |name: &str| environment.get(name).cloned().flatten();
+        let (Some(role), Some(password_file)) =
+            (setting("APP_DB_USER"), setting("APP_DB_PASSWORD_FILE"))
+        else {
+            return Ok(None);
+        };
+        let files = self.model.secret_files(service)?;
+        let password = files
+            .iter()
+            .find(|(path, _)| *path == password_file)
+            .and_then(|(_, variable)| *variable)
+            .and_then(|variable| {
+                self.stack
+                    .secrets
+                    .iter()
+                    .find(|secret| secret.name == variable)
+            });
+        let Some(password) = password else {
+            return Ok(None);
+        };
+        let database = Database::find(sh, &self.stack, &self.model)?;
+        let migrated = database.migrated(sh, &role)?;
+        let known = backup::migrations_known(sh, self.stack.engine(), &self.image)?;
+        Ok(match (migrated.applied, known) {
+            (Some(applied), Some(known))
+                if applied == known && migrated.role_has(password.expose()) =>
+            {
+                Some(format!(
+                    "no migration to apply: the database has all {known} of {} and web's role is as set{}",
+                    self.image,
+                    self.stack.target.on()
+                ))
+            }
+            _ => None,
+        })
+    }
+}
+
+impl Task for UnlessCurrent {
+    fn run(&self, sh: &Shell) -> anyhow::Result<String> {
+        // A check that cannot tell is no reason to fail: the container then runs, and says
+        // what is wrong itself.
+        if let Ok(Some(current)) = self.current(sh) {
+            return Ok(current);
+        }
+        run::act(sh, &self.migrate)?;
+        Ok(format!("migrations applied{}", self.stack.target.on()))
+    }
+}
+
+impl fmt::Display for UnlessCurrent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}    # unless the database has every migration of the image and web's role is as set",
+            self.migrate
+        )
     }
 }

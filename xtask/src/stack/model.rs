@@ -218,6 +218,28 @@ impl Model {
         names
     }
 
+    /// The secret files `service` is given: where each is in its container, and the
+    /// variable its value comes from (`None`: not from a variable).
+    pub fn secret_files(&self, service: &str) -> anyhow::Result<Vec<(String, Option<&str>)>> {
+        Ok(self
+            .service(service)?
+            .secrets
+            .iter()
+            .map(|mount| {
+                let path = match mount.target.as_deref() {
+                    Some(target) if target.starts_with('/') => target.to_owned(),
+                    Some(target) => format!("/run/secrets/{target}"),
+                    None => format!("/run/secrets/{}", mount.source),
+                };
+                let variable = self
+                    .secrets
+                    .get(&mount.source)
+                    .and_then(|source| source.environment.as_deref());
+                (path, variable)
+            })
+            .collect())
+    }
+
     /// A config's content as its reader sees it: Compose's `$$` is a `$`.
     pub fn config_content(&self, key: &str) -> anyhow::Result<String> {
         let content = self

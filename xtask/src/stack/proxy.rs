@@ -64,7 +64,7 @@ impl ProxyConfig {
 
     /// The running proxy's container and its Caddyfile, if a proxy runs.
     fn running(&self, sh: &Shell) -> anyhow::Result<Option<(String, String)>> {
-        let ids = run::read(sh, &self.stack.compose(&["ps", "--quiet", &self.service]))?;
+        let ids = run::read(sh, &self.stack.containers_of(&self.service))?;
         let Some(id) = ids.lines().next() else {
             return Ok(None);
         };

@@ -104,7 +104,12 @@ impl Release {
                 .source
                 .as_ref()
                 .context("a build needs the source's revision: choose the release with build")?;
-            steps.extend(build::plan(&self.image, source, &tags, build::Cache::Use)?);
+            let reference = self.image.reference(&self.runs.tag).to_string();
+            steps.extend(
+                build::plan(&self.image, source, &tags, build::Cache::Use)?
+                    .into_iter()
+                    .map(|step| build::unless_built(step, reference.clone(), source)),
+            );
         }
         match &self.registry {
             Some(registry) => {

@@ -4,6 +4,9 @@
 //! it finishes what it was serving) and removed. A new web that never gets ready is
 //! removed and the old keeps serving.
 //!
+//! A redeploy that would change nothing of web (the same image, settings and secrets: see
+//! `unchanged`) keeps its container; a changed Caddyfile still reaches the proxy, reloaded.
+//!
 //! Nothing that may serve is removed before the proxy points elsewhere: after a deploy
 //! stopped midway, every running web container counts as old (the proxy may point at any
 //! of them) and is drained only once the new one serves.
@@ -13,7 +16,7 @@ use std::{fmt, time::Duration};
 use anyhow::bail;
 use xshell::Shell;
 
-use super::{Model, Stack, proxy::ProxyConfig};
+use super::{Model, Stack, proxy::ProxyConfig, unchanged};
 use crate::{
     docker::{Command, run},
     hint::Hint,
@@ -41,6 +44,8 @@ pub struct Switch {
     pub timeout: Duration,
     /// Given to the running proxy before its reload, if it has another.
     pub config: Option<ProxyConfig>,
+    /// What tells whether the running web is what this deploy would make.
+    pub model: Model,
 }
 
 /// A web container as `docker ps` lists it.
@@ -61,7 +66,67 @@ impl Switch {
             ready: model.xtask.ready_command.clone(),
             timeout,
             config: ProxyConfig::of(stack, model)?,
+            model: model.clone(),
         })
+    }
+
+    /// The running web kept, when it is what this deploy would make: the proxy's own
+    /// changes applied (recreated for new settings, reloaded for a new Caddyfile).
+    fn keep(&self, sh: &Shell, current: &Container) -> anyhow::Result<Option<String>> {
+        let image = self.stack.app_image();
+        let hashes = unchanged::config_hashes(sh, &self.stack, &[&self.web, &self.proxy])?;
+        let web_unchanged = unchanged::as_deployed(
+            sh,
+            &self.stack,
+            &self.model,
+            &self.web,
+            &current.name,
+            image.as_deref(),
+            hashes.get(&self.web),
+        )?;
+        if !web_unchanged {
+            return Ok(None);
+        }
+        let proxy = run::read(sh, &self.stack.containers_of(&self.proxy))?;
+        let proxy_unchanged = match proxy.lines().next() {
+            Some(id) => unchanged::as_deployed(
+                sh,
+                &self.stack,
+                &self.model,
+                &self.proxy,
+                id,
+                None,
+                hashes.get(&self.proxy),
+            )?,
+            None => false,
+        };
+        if !proxy_unchanged {
+            run::act(sh, &self.proxy_up())?;
+        }
+        let new_config = match &self.config {
+            Some(config) => config.sync(sh)?,
+            None => false,
+        };
+        let mut proxy_changes = Vec::new();
+        if !proxy_unchanged {
+            proxy_changes.push(format!("{} started anew", self.proxy));
+        }
+        if new_config {
+            proxy_changes.push(format!("{} given its new configuration", self.proxy));
+        }
+        if !proxy_changes.is_empty() {
+            self.reload_proxy(sh, &current.name)?;
+        }
+        let proxy_changes = match proxy_changes.as_slice() {
+            [] => String::new(),
+            changes => format!("; {}", changes.join(", ")),
+        };
+        Ok(Some(format!(
+            "{} unchanged: {} kept{}{proxy_changes}",
+            self.web,
+            current.name,
+            self.stack.target.on()
+        )))
     }
 
     fn scale_up(&self, count: usize) -> Command {
@@ -234,6 +299,11 @@ impl Task for Switch {
             .containers(sh)?
             .into_iter()
             .partition(|container| container.state == "running");
+        if let ([current], []) = (old.as_slice(), stopped.as_slice()) {
+            if let Some(kept) = self.keep(sh, current)? {
+                return Ok(kept);
+            }
+        }
         // Left by a deploy stopped midway, or exited: they serve nothing, and would count
         // towards the scale.
         for container in &stopped {
@@ -325,7 +395,7 @@ impl fmt::Display for Switch {
         };
         write!(
             f,
-            "{}\n{ready}    # until it succeeds, for at most {} s\n{}\n{sync}{}\n{stop}\n{remove}",
+            "# nothing of what follows if web runs this image, settings and secrets already\n{}\n{ready}    # until it succeeds, for at most {} s\n{}\n{sync}{}\n{stop}\n{remove}",
             self.scale_up(2).to_string().replace(
                 &format!("{}=2", self.web),
                 &format!("{}=<running + 1>", self.web)

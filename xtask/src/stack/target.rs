@@ -16,7 +16,6 @@ use crate::{
     cli::EnvArgs,
     docker::{self, Engine, Needs},
     hint::Hint,
-    swarm,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,33 +73,29 @@ impl fmt::Display for Target {
 /// run: what the swarm has shapes the plan.
 pub fn open(sh: &Shell, args: &EnvArgs, needs: Needs) -> anyhow::Result<(Stack, Model)> {
     let mut stack = Stack::load(&sh.current_dir(), &args.env)?;
-    docker::preflight(
-        sh,
-        &Engine::Local,
-        Needs {
-            engine: false,
-            ..needs
-        },
-    )?;
+    docker::preflight::docker_installed()?;
     let model = stack.model(sh)?;
     model.check().context("nothing was changed")?;
     stack.target = Target::choose(sh, args, &model.xtask)?;
     match &stack.target {
-        Target::Compose { engine } if needs.engine => {
-            docker::preflight::engine_answers(sh, engine)?;
+        Target::Compose { engine } => {
+            docker::preflight(sh, engine, needs)?;
         }
-        Target::Compose { .. } => {}
         Target::Swarm { manager } => {
-            docker::preflight::engine_answers(sh, manager)?;
-            check_manager(sh, manager)?;
+            let needs = Needs {
+                engine: true,
+                ..needs
+            };
+            let info = docker::preflight(sh, manager, needs)?;
+            check_manager(manager, info.as_ref())?;
         }
     }
     Ok((stack, model))
 }
 
 /// Where a manager answers: a swarm's manager, else a hint to make one.
-fn check_manager(sh: &Shell, manager: &Engine) -> anyhow::Result<()> {
-    if !swarm::nodes::is_manager(sh, manager)? {
+fn check_manager(manager: &Engine, info: Option<&docker::preflight::Info>) -> anyhow::Result<()> {
+    if !info.is_some_and(|info| info.swarm_manager) {
         return Err(Hint::new(
             format!("{manager} is not a swarm manager"),
             "make the swarm first: `cargo xtask swarm init ssh://MANAGER [ssh://WORKER…]`, then deploy with --host MANAGER",

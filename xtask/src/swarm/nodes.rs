@@ -33,15 +33,6 @@ impl Node {
     }
 }
 
-/// Whether `engine` manages a swarm.
-pub fn is_manager(sh: &Shell, engine: &Engine) -> anyhow::Result<bool> {
-    let state = run::read(
-        sh,
-        &engine.docker(["info", "--format", "{{.Swarm.ControlAvailable}}"]),
-    )?;
-    Ok(state.trim() == "true")
-}
-
 /// Every node, from the manager.
 pub fn list(sh: &Shell, manager: &Engine) -> anyhow::Result<Vec<Node>> {
     let ids = run::read(sh, &manager.docker(["node", "ls", "--quiet"]))?;

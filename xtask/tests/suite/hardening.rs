@@ -5,7 +5,9 @@
 
 use std::process::Command;
 
-use crate::e2e::{self, DockerConfig, Sandbox, assert_success, exclusive, http, stderr};
+use crate::e2e::{
+    self, DockerConfig, Sandbox, assert_success, exclusive, http, load::Load, stderr,
+};
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -62,7 +64,8 @@ fn bad_settings_are_refused_before_anything_changes() {
 }
 
 #[test]
-fn a_request_too_large_is_a_413_through_the_proxy_and_a_new_limit_applies_without_a_restart() {
+fn a_request_too_large_is_a_413_through_the_proxy_and_a_new_limit_applies_under_load_losing_nothing()
+ {
     let _one_at_a_time = exclusive();
     let mut sandbox = Sandbox::new("body");
     assert_success(
@@ -88,10 +91,26 @@ fn a_request_too_large_is_a_413_through_the_proxy_and_a_new_limit_applies_withou
     );
     let url = sandbox.web_url("/api/players");
     assert_eq!(http("POST", &url, Some(&middle)).unwrap().0, 413);
+    let ann = r#"{"name":"ann","city":"Rome","birthdate":"1990-05-17"}"#;
+    assert_eq!(http("POST", &url, Some(ann)).unwrap().0, 201);
+    let web = |sandbox: &Sandbox| stdout(&sandbox.compose("dev", &["ps", "--quiet", "web"]));
+    let web_before = web(&sandbox);
+    // Under load (about 100 requests a second), nothing lost: web is kept as it is, and the
+    // proxy reloads its new configuration gracefully.
     sandbox.set("MAX_REQUEST_BODY", "3MB");
-    assert_success(
-        &sandbox.xtask(&["deploy", "dev", "--no-build"]),
-        "a new limit",
+    let load = Load::start(&sandbox.web_url(""), "ann");
+    let changed = sandbox.xtask(&["deploy", "dev", "--no-build"]);
+    load.finish().assert_nothing_lost();
+    assert_success(&changed, "a new limit");
+    let log = stderr(&changed);
+    assert!(
+        log.contains("✓ web unchanged: ") && log.contains("proxy given its new configuration"),
+        "{log}"
+    );
+    assert_eq!(
+        web(&sandbox),
+        web_before,
+        "web was replaced for a change of the proxy's"
     );
     let (status, body) = http("POST", &url, Some(&middle)).unwrap();
     assert_eq!(status, 400, "{body}");

@@ -15,6 +15,7 @@ mod push;
 mod remote;
 mod safety;
 mod secrets;
+mod ssh;
 mod swarm;
 mod wait;
 mod zero_downtime;

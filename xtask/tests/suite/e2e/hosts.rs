@@ -181,6 +181,15 @@ impl Host {
         });
     }
 
+    /// How many SSH logins the host's server has accepted since it was made (its log).
+    pub fn ssh_logins(&self) -> usize {
+        std::fs::read_to_string(self.dir.join("sshd.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("Accepted publickey"))
+            .count()
+    }
+
     pub fn host_key(&self) -> PathBuf {
         self.dir.join("host_key")
     }

@@ -392,6 +392,17 @@ impl Running {
     pub fn log(&self) -> String {
         self.seen.join("\n")
     }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for the end: the exit code and all of stderr.
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        self.seen.extend(self.lines.iter());
+        (status.code(), self.log())
+    }
 }
 
 /// A release of the test's app image with an ID of its own (a label) and `extra`
