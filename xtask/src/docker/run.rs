@@ -35,18 +35,12 @@ const POLL: Duration = Duration::from_millis(20);
 /// Runs a command that acts (`up`, `build`, `apt-get install`): its output is progress,
 /// kept back with `--quiet`; fails with its last line as the reason.
 pub fn act(sh: &Shell, command: &Command) -> anyhow::Result<()> {
-    stream(sh, command, Stdout::Progress, None).map(drop)
-}
-
-/// Like `act`, but stopped after `limit`: a `docker stack deploy` that waits for services
-/// that never converge. `Ok(false)` when it did not end in time.
-pub fn act_within(sh: &Shell, command: &Command, limit: Duration) -> anyhow::Result<bool> {
-    stream(sh, command, Stdout::Progress, Some(limit))
+    stream(sh, command, Stdout::Progress)
 }
 
 /// Runs a command whose standard output is the result (`ps`, `logs`, `config`): always shown.
 pub fn print(sh: &Shell, command: &Command) -> anyhow::Result<()> {
-    stream(sh, command, Stdout::Result, None).map(drop)
+    stream(sh, command, Stdout::Result)
 }
 
 /// Like `print`, with the output passed through `filter` before it is shown (`config`
@@ -170,13 +164,8 @@ fn wait_within(process: &mut Child, limit: Duration) -> Option<io::Result<ExitSt
     }
 }
 
-/// Runs the command with its output passed on as it comes; `false` if `limit` passed first.
-fn stream(
-    sh: &Shell,
-    command: &Command,
-    stdout: Stdout,
-    limit: Option<Duration>,
-) -> anyhow::Result<bool> {
+/// Runs the command with its output passed on as it comes.
+fn stream(sh: &Shell, command: &Command, stdout: Stdout) -> anyhow::Result<()> {
     let quiet = output::quiet();
     output::command(&command.to_string());
     let stdout_pipe = if quiet && stdout == Stdout::Progress {
@@ -194,16 +183,13 @@ fn stream(
         .stdout
         .take()
         .map(|pipe| thread::spawn(move || keep_tail(pipe, false)));
-    let status = wait_at_most(&mut process, limit);
+    let status = process.wait();
     drop(running);
-    let Some(status) = status else {
-        return Ok(false);
-    };
     let (stdout, stderr) = (joined(stdout), joined(stderr));
     interrupt::wait_if_interrupted();
     let status = status.with_context(|| cannot_run(command))?;
     if status.success() {
-        return Ok(true);
+        return Ok(());
     }
     if quiet {
         // What the command said, held back until now: it explains the error below.

@@ -105,37 +105,24 @@ fn plan_for(
     }
 }
 
-/// A deploy's migrations: the migration container, unless the database already has every
-/// migration the image knows and web's role logs in with the password the container would
-/// set (see `database::role`), when it would change nothing.
-#[derive(Debug)]
-pub struct UnlessCurrent {
-    stack: Stack,
-    model: Model,
-    image: String,
-    migrate: Command,
+/// What tells whether a deploy's migrations would change anything: the database already
+/// has every migration the image knows, and web's role logs in with the password the
+/// migrations would set (see `database::role`).
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub stack: Stack,
+    pub model: Model,
+    pub image: String,
 }
 
-impl UnlessCurrent {
-    pub fn step(stack: &Stack, model: &Model, image: &str) -> Step {
-        let step = deploy::migrate_step(stack, model);
-        let Action::Run(migrate) = step.action else {
-            return step;
-        };
-        Step::new(
-            &step.done,
-            Action::Task(Arc::new(UnlessCurrent {
-                stack: stack.clone(),
-                model: model.clone(),
-                image: image.to_owned(),
-                migrate,
-            })),
-            &step.on_failure,
-        )
+impl Current {
+    /// Why there is nothing to run, if there is not. A check that cannot tell is no reason
+    /// to fail: the migrations then run, and say what is wrong themselves.
+    pub fn check(&self, sh: &Shell) -> Option<String> {
+        self.nothing_to_run(sh).ok().flatten()
     }
 
-    /// Why there is nothing to run, if there is not.
-    fn current(&self, sh: &Shell) -> anyhow::Result<Option<String>> {
+    fn nothing_to_run(&self, sh: &Shell) -> anyhow::Result<Option<String>> {
         let service = &self.model.xtask.migrate_service;
         let environment = &self.model.service(service)?.environment;
         let setting = |name: &str| environment.get(name).cloned().flatten();
@@ -176,24 +163,52 @@ impl UnlessCurrent {
     }
 }
 
+/// What `--dry-run` says of a step that may not run.
+pub const UNLESS_CURRENT: &str =
+    "unless the database has every migration of the image and web's role is as set";
+
+/// A deploy's migrations on one engine: the migration container, unless it would change
+/// nothing (`Current`).
+#[derive(Debug)]
+pub struct UnlessCurrent {
+    current: Current,
+    migrate: Command,
+}
+
+impl UnlessCurrent {
+    pub fn step(stack: &Stack, model: &Model, image: &str) -> Step {
+        let step = deploy::migrate_step(stack, model);
+        let Action::Run(migrate) = step.action else {
+            return step;
+        };
+        let current = Current {
+            stack: stack.clone(),
+            model: model.clone(),
+            image: image.to_owned(),
+        };
+        Step::new(
+            &step.done,
+            Action::Task(Arc::new(UnlessCurrent { current, migrate })),
+            &step.on_failure,
+        )
+    }
+}
+
 impl Task for UnlessCurrent {
     fn run(&self, sh: &Shell) -> anyhow::Result<String> {
-        // A check that cannot tell is no reason to fail: the container then runs, and says
-        // what is wrong itself.
-        if let Ok(Some(current)) = self.current(sh) {
+        if let Some(current) = self.current.check(sh) {
             return Ok(current);
         }
         run::act(sh, &self.migrate)?;
-        Ok(format!("migrations applied{}", self.stack.target.on()))
+        Ok(format!(
+            "migrations applied{}",
+            self.current.stack.target.on()
+        ))
     }
 }
 
 impl fmt::Display for UnlessCurrent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}    # unless the database has every migration of the image and web's role is as set",
-            self.migrate
-        )
+        write!(f, "{}    # {UNLESS_CURRENT}", self.migrate)
     }
 }

@@ -5,6 +5,7 @@
 //! (`facts`), then the plans are pure (`plan`).
 
 pub mod commands;
+mod converge;
 mod facts;
 pub mod init;
 mod join;

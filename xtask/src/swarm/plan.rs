@@ -52,6 +52,14 @@ pub struct Plan<'a> {
     timeout: Duration,
 }
 
+/// Whether the migration job runs when it would change nothing: `migrate` runs it, a
+/// deploy does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Migrations {
+    Always,
+    UnlessCurrent,
+}
+
 /// Which services a `docker stack deploy` updates.
 enum Phase<'a> {
     /// All but web: what the migrations need, and the proxy.
@@ -88,7 +96,7 @@ impl<'a> Plan<'a> {
         let (mut steps, objects) = self.image_and_objects(release, build)?;
         steps.push(self.stack_deploy(&objects, release, Phase::AllButWeb)?);
         steps.extend(before.step(self.stack, self.model, &release.runs, self.manager));
-        steps.push(self.migrations(&objects, release)?);
+        steps.push(self.migrations(&objects, release, Migrations::UnlessCurrent)?);
         steps.push(self.stack_deploy(&objects, release, Phase::All)?);
         steps.push(self.converged(release));
         steps.push(self.prune_versions(&objects));
@@ -109,7 +117,7 @@ impl<'a> Plan<'a> {
         let db = self.model.xtask.db_service.as_str();
         steps.push(self.stack_deploy(&objects, release, Phase::Only(db))?);
         steps.extend(before.step(self.stack, self.model, &release.runs, self.manager));
-        steps.push(self.migrations(&objects, release)?);
+        steps.push(self.migrations(&objects, release, Migrations::Always)?);
         Ok(steps)
     }
 
@@ -192,11 +200,11 @@ impl<'a> Plan<'a> {
             configs: objects.configs.clone(),
             services: services.into_iter().map(str::to_owned).collect(),
         };
-        // Waiting, quietly: the step's line says when it converged; errors still show.
+        // Detached: the xtask waits for what changes itself (see `converge`).
         let mut args = vec![
             "stack",
             "deploy",
-            "--detach=false",
+            "--detach=true",
             "--quiet",
             "--compose-file",
             "-",
@@ -228,6 +236,7 @@ impl<'a> Plan<'a> {
                     .saturating_mul(settings.web_replicas.saturating_add(1)),
                 false => self.timeout,
             },
+            prune: everything,
         };
         Ok(Step::new(
             &done,
@@ -237,7 +246,12 @@ impl<'a> Plan<'a> {
     }
 
     /// `app migrate`, once, on the stack's network, with the migrate service's settings.
-    fn migrations(&self, objects: &Objects, release: &Release) -> anyhow::Result<Step> {
+    fn migrations(
+        &self,
+        objects: &Objects,
+        release: &Release,
+        when: Migrations,
+    ) -> anyhow::Result<Step> {
         let settings = &self.model.xtask;
         let migrate = self.model.service(&settings.migrate_service)?;
         let mut create: Vec<String> = [
@@ -298,6 +312,14 @@ impl<'a> Plan<'a> {
             app: self.app_image(release),
             command: migrate.command.clone(),
             timeout: self.timeout,
+            unless: match when {
+                Migrations::Always => None,
+                Migrations::UnlessCurrent => Some(crate::stack::migrate::Current {
+                    stack: self.stack.clone(),
+                    model: self.model.clone(),
+                    image: release.runs.to_string(),
+                }),
+            },
         };
         Ok(Step::new(
             &format!("migrations applied{}", self.manager.on()),

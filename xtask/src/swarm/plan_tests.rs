@@ -126,9 +126,18 @@ fn objects() -> Vec<String> {
 
 fn stack_deploy(prune: bool) -> String {
     format!(
-        "{MANAGER} stack deploy --detach=false --quiet --compose-file - {}--resolve-image never travial-prod  \
-         # the stack file on stdin, web's image <the ID of travial/app:0a1b2c3>",
+        "{MANAGER} stack deploy --detach=true --quiet --compose-file - {}--resolve-image never travial-prod  \
+         # the stack file on stdin, web's image <the ID of travial/app:0a1b2c3>; \
+         unless no service changes, then until those that do converge",
         if prune { "--prune " } else { "" }
+    )
+}
+
+/// A deploy's job: skipped when it would change nothing.
+fn deploy_job() -> String {
+    format!(
+        "# unless the database has every migration of the image and web's role is as set:\n{}",
+        job()
     )
 }
 
@@ -179,7 +188,7 @@ fn a_first_deploy_sends_the_image_makes_every_object_then_migrates_between_two_s
     expected.extend(objects());
     expected.extend([
         stack_deploy(false),
-        job(),
+        deploy_job(),
         stack_deploy(true),
         CONVERGED.into(),
         PRUNE.into(),
@@ -223,7 +232,7 @@ fn what_the_swarm_has_already_is_not_made_again() {
         [
             ship(),
             stack_deploy(false),
-            job(),
+            deploy_job(),
             stack_deploy(true),
             CONVERGED.into(),
             PRUNE.into()
@@ -287,8 +296,9 @@ fn through_a_registry_nothing_is_sent_and_the_nodes_pull_with_the_credentials_pa
     assert!(printed.iter().all(|line| !line.contains("docker save")));
     assert!(
         printed[5].contains(
-            "stack deploy --detach=false --quiet --compose-file - --with-registry-auth travial-prod  \
-             # the stack file on stdin, web's image 127.0.0.1:5000/travial/app:0a1b2c3"
+            "stack deploy --detach=true --quiet --compose-file - --with-registry-auth travial-prod  \
+             # the stack file on stdin, web's image 127.0.0.1:5000/travial/app:0a1b2c3; \
+             unless no service changes, then until those that do converge"
         ),
         "{}",
         printed[5]
@@ -397,7 +407,7 @@ fn a_backup_comes_after_the_database_converged_and_before_the_job() {
     let backup = "# if travial/app:0a1b2c3 brings migrations db's database lacks: a backup into \
                   backups/prod/<ID>.dump, as `cargo xtask backup prod` takes it";
     let deploy = lines(&plan.deploy(&release, Build::Skip, &before).unwrap());
-    assert_eq!(deploy[5..7], [backup.to_owned(), job()]);
+    assert_eq!(deploy[5..7], [backup.to_owned(), deploy_job()]);
     let migrate = lines(&plan.migrate(&release, &before).unwrap());
     assert_eq!(migrate[5..], [backup.to_owned(), job()]);
     assert!(

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 use xshell::Shell;
 
+use super::converge;
 use crate::{
     docker::{Command, Engine, images, run},
     plan::Task,
@@ -66,6 +67,8 @@ pub struct StackDeploy {
     pub stack: String,
     /// How long its services may take to converge.
     pub timeout: Duration,
+    /// Whether the deploy removes the services the file no longer has (`--prune`).
+    pub prune: bool,
 }
 
 impl Task for StackDeploy {
@@ -74,14 +77,42 @@ impl Task for StackDeploy {
         if let Some(web) = file["services"].get_mut(&self.web_service) {
             web["image"] = Value::String(self.app.resolve(sh)?);
         }
+        let hashes = converge::spec_hashes(&file);
+        let file = converge::labelled(file, &hashes);
+        let manager = &self.app.manager;
+        let deployed = converge::deployed(sh, manager, &self.stack)?;
+        let changed = converge::changed(&hashes, &deployed, self.prune);
+        if changed.is_empty() {
+            let names: Vec<&str> = hashes.keys().map(String::as_str).collect();
+            return Ok(format!(
+                "{} unchanged{}",
+                crate::output::and_list(&names),
+                manager.on()
+            ));
+        }
         let command = self
             .command
             .clone()
             .stdin_content("the stack file", serde_json::to_vec_pretty(&file)?);
-        if run::act_within(sh, &command, self.timeout)? {
-            return Ok(self.done.clone());
+        run::act(sh, &command)?;
+        let gave_up = converge::await_services(sh, manager, &self.stack, &changed, self.timeout)
+            .inspect_err(|_| self.show_tasks(sh))?;
+        // web's own failure is explained by the step that checks it converged.
+        let others: Vec<String> = gave_up
+            .iter()
+            .filter(|(name, _)| !name.ends_with(&format!("_{}", self.web_service)))
+            .map(|(name, why)| format!("{name} ({why})"))
+            .collect();
+        if !others.is_empty() {
+            self.show_tasks(sh);
+            bail!("Swarm gave up updating {}", others.join(", "));
         }
-        let stack = &self.stack;
+        Ok(self.done.clone())
+    }
+}
+
+impl StackDeploy {
+    fn show_tasks(&self, sh: &Shell) {
         run::show(
             sh,
             "the stack's tasks",
@@ -93,13 +124,9 @@ impl Task for StackDeploy {
                 "desired-state=running",
                 "--format",
                 "{{.Name}}: {{.CurrentState}} {{.Error}}",
-                stack,
+                &self.stack,
             ]),
         );
-        bail!(
-            "the services of {stack} did not converge within {} s (the tasks above say where they stand)",
-            self.timeout.as_secs()
-        )
     }
 }
 
@@ -107,7 +134,7 @@ impl fmt::Display for StackDeploy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}  # the stack file on stdin, web's image {}",
+            "{}  # the stack file on stdin, web's image {}; unless no service changes, then until those that do converge",
             self.command, self.app
         )
     }
@@ -123,6 +150,8 @@ pub struct Job {
     pub app: AppImage,
     pub command: Vec<String>,
     pub timeout: Duration,
+    /// A deploy's job: not run when it would change nothing.
+    pub unless: Option<crate::stack::migrate::Current>,
 }
 
 impl Job {
@@ -136,6 +165,9 @@ impl Job {
 
 impl Task for Job {
     fn run(&self, sh: &Shell) -> anyhow::Result<String> {
+        if let Some(current) = self.unless.as_ref().and_then(|current| current.check(sh)) {
+            return Ok(current);
+        }
         // A job left by a deploy that was stopped midway.
         let _ = run::probe(sh, &self.manager.docker(["service", "rm", &self.name]));
         run::act(sh, &self.create(&self.app.resolve(sh)?))?;
@@ -204,6 +236,9 @@ impl Task for Job {
 
 impl fmt::Display for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unless.is_some() {
+            writeln!(f, "# {}:", crate::stack::migrate::UNLESS_CURRENT)?;
+        }
         write!(
             f,
             "{}\n{}    # until Complete or Failed\n{}",

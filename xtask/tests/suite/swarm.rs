@@ -36,7 +36,7 @@ use crate::e2e::{
 };
 
 /// The tests of this module: the last one to end removes the cluster.
-const TESTS: usize = 14;
+const TESTS: usize = 15;
 const PLAYER: &str = r#"{"name":"ann","city":"Rome","birthdate":"1990-05-17"}"#;
 
 fn stdout(output: &Output) -> String {
@@ -610,6 +610,51 @@ fn a_drained_node_moves_its_work_to_the_other_and_the_service_stays_up() {
 }
 
 #[test]
+fn a_redeploy_of_what_runs_changes_nothing_over_one_connection_per_node() {
+    let cluster = cluster();
+    cluster.deployed(e2e::APP_TAG);
+    let (manager, worker) = (cluster.manager(), cluster.worker());
+    // Settled first: the deploy before this one may have changed something still.
+    assert_success(
+        &cluster.on_swarm(&[("APP_TAG", e2e::APP_TAG)], &["deploy", "--no-build"]),
+        "a deploy",
+    );
+    let tasks = |host: &Host| {
+        let filter = format!(
+            "label=com.docker.stack.namespace={}",
+            cluster.sandbox.project("prod")
+        );
+        text(host.docker(&["ps", "--quiet", "--filter", &filter]))
+    };
+    let before = (tasks(manager), tasks(worker));
+    let logins = (manager.ssh_logins(), worker.ssh_logins());
+    let again = cluster.on_swarm(&[("APP_TAG", e2e::APP_TAG)], &["deploy", "--no-build"]);
+    assert_success(&again, "the same deploy again");
+    let log = stderr(&again);
+    for skipped in [
+        "✓ backup, db and proxy unchanged",
+        "✓ no migration to apply: ",
+        "✓ backup, db, proxy and web unchanged",
+    ] {
+        assert!(log.contains(skipped), "no `{skipped}` in:\n{log}");
+    }
+    assert!(!log.contains("stack deploy"), "{log}");
+    assert_eq!(
+        (
+            manager.ssh_logins() - logins.0,
+            worker.ssh_logins() - logins.1
+        ),
+        (1, 1),
+        "one connection per node (the worker's: does it have the image?)"
+    );
+    assert_eq!(
+        (tasks(manager), tasks(worker)),
+        before,
+        "a container was replaced"
+    );
+}
+
+#[test]
 fn through_a_registry_each_node_pulls_and_nothing_is_sent_over_ssh() {
     let cluster = cluster();
     cluster.deployed(e2e::APP_TAG);
@@ -642,7 +687,8 @@ fn through_a_registry_each_node_pulls_and_nothing_is_sent_over_ssh() {
         released.starts_with(&format!("{through} {through}@sha256:")),
         "{released}"
     );
-    assert_eq!(cluster.tasks_on(manager) + cluster.tasks_on(worker), 2);
+    let (on_manager, on_worker) = cluster.placement();
+    assert_eq!(on_manager + on_worker, 2);
     assert!(
         !text(worker.docker(&[
             "image",
