@@ -6,7 +6,10 @@
 //!   to healthy, and how much of it is waiting (db ready + web switched to, once ready);
 //! - the app image's size and layer count;
 //! - after a one-line change in app/src: the rebuild (dependencies must come from cache)
-//!   and the redeploy.
+//!   and the redeploy;
+//! - `deploy dev --no-build` with nothing changed, and of a stopped stack (`down`, volumes
+//!   kept), images warm (median of five each); with `BASELINE_XTASK` (an xtask built from
+//!   an older commit), the same with that one on a stack of its own, in turn, and the ratio.
 //!
 //! It uses the stand-in images of `.ci/docker` where /etc/travial-ci.env names them, and a
 //! project prefix and ports of its own, so it never touches a real `travial-dev` stack.
@@ -18,7 +21,7 @@ use std::{
     process::Command,
 };
 
-use support::{IMAGE, Settings, median, root};
+use support::{IMAGE, Settings, compared, contenders, median, root};
 
 const RUNS: usize = 5;
 const TAG: &str = "bench";
@@ -83,6 +86,62 @@ fn main() {
         "| redeploy of that image | {:.1} s |",
         redeploy.as_secs_f64()
     );
+    for row in nothing_changed_and_stopped() {
+        println!("{row}");
+    }
+}
+
+/// `deploy dev --no-build` with nothing changed, and of a stopped stack, for each
+/// contender on a stack of its own, in turn.
+fn nothing_changed_and_stopped() -> Vec<String> {
+    let contenders = contenders();
+    let stacks: Vec<Settings> = contenders
+        .iter()
+        .enumerate()
+        .map(|(n, contender)| {
+            let port =
+                |offset: u32| (28200 + offset + n as u32 + std::process::id() % 100).to_string();
+            Settings::new(&[
+                (
+                    "TRAVIAL_PROJECT",
+                    &format!("travial-bench-{}", contender.name),
+                ),
+                ("APP_IMAGE", IMAGE),
+                ("APP_TAG", TAG),
+                ("WEB_PORT", &port(0)),
+                ("DB_PORT", &port(1000)),
+            ])
+        })
+        .collect();
+    let deploy = ["deploy", "dev", "--no-build"];
+    for (contender, stack) in contenders.iter().zip(&stacks) {
+        stack.xtask_of(contender, &["down", "dev", "--volumes"], &[]);
+        stack.xtask_of(contender, &deploy, &[]);
+    }
+    let mut unchanged = vec![Vec::new(); contenders.len()];
+    let mut stopped = vec![Vec::new(); contenders.len()];
+    for _ in 0..RUNS {
+        for (n, (contender, stack)) in contenders.iter().zip(&stacks).enumerate() {
+            unchanged[n].push(stack.xtask_of(contender, &deploy, &[]).1.as_secs_f64());
+            stack.xtask_of(contender, &["down", "dev"], &[]);
+            stopped[n].push(stack.xtask_of(contender, &deploy, &[]).1.as_secs_f64());
+        }
+    }
+    for (contender, stack) in contenders.iter().zip(&stacks) {
+        stack.xtask_of(contender, &["down", "dev", "--volumes"], &[]);
+    }
+    let row = |what: &str, times: &mut [Vec<f64>]| {
+        let now = median(&mut times[0]);
+        let before = times.get_mut(1).map(|times| median(times));
+        format!(
+            "| {what} (median of {RUNS}, before / now) | {} |",
+            compared(before, now, " s")
+        )
+    };
+    vec![
+        row("`deploy dev` with nothing changed", &mut unchanged),
+        row("`deploy dev` of a stopped stack, images warm", &mut stopped),
+    ]
 }
 
 /// The seconds a deploy's `✓ STEP… (N s)` line reports.

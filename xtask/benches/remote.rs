@@ -2,13 +2,16 @@
 //! in a network namespace reached over real SSH, as the end-to-end tests make it:
 //!
 //!     cargo bench -p xtask --bench remote
+//!     BASELINE_XTASK=/path/to/old/xtask cargo bench -p xtask --bench remote
 //!
 //! - the first `deploy prod --host ssh://…` to a host without the app image: time to
-//!   healthy, and the bytes sent (the image, streamed once);
-//! - redeploys of the same image (median of five): time, and the bytes sent (none).
+//!   healthy, the bytes sent (the image, streamed once), the SSH connections it opened;
+//! - redeploys of the same image (median of five): time, bytes sent, SSH connections;
+//! - `status --host` (median of five).
 //!
-//! It uses the stand-in images of `.ci/docker` (loaded into the host as a registry it
-//! pulls from would give them) and a project prefix and port of its own. Needs root.
+//! With `BASELINE_XTASK`, the same with that xtask on a host of its own, in turn, and the
+//! ratio. It uses the stand-in images of `.ci/docker` (loaded into the hosts as a registry
+//! they pull from would give them) and project prefixes and ports of its own. Needs root.
 
 // What the end-to-end tests use, of which this benchmark needs a part.
 #[allow(dead_code)]
@@ -16,50 +19,138 @@
 mod hosts;
 mod support;
 
-use support::{IMAGE, Settings, median, sent};
+use support::{Contender, IMAGE, Settings, compared, contenders, median, sent};
 
 const RUNS: usize = 5;
 
+/// One contender's host and settings, and what was measured of it.
+struct Run<'a> {
+    contender: Contender,
+    host: &'a hosts::Host,
+    settings: Settings,
+    first: (f64, String, usize),
+    redeploys: Vec<f64>,
+    redeploy_logins: Vec<usize>,
+    statuses: Vec<f64>,
+}
+
+impl Run<'_> {
+    /// The time, and the SSH logins the host accepted meanwhile.
+    fn timed(&self, args: &[&str]) -> (f64, usize, String) {
+        let before = self.host.ssh_logins();
+        let (output, took) = self.settings.xtask_of(&self.contender, args, &[]);
+        (
+            took.as_secs_f64(),
+            self.host.ssh_logins() - before,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
 fn main() {
-    let hosts = hosts::Hosts::start(&[30]);
-    let host = &hosts.hosts[0];
-    let settings = Settings::new(&[
-        ("TRAVIAL_PROJECT", "travial-bench"),
-        ("APP_IMAGE", IMAGE),
-        ("APP_TAG", "bench-remote"),
-        ("WEB_PORT", "28080"),
-        ("HTTPS_PORT", "28443"),
-        ("POSTGRES_PASSWORD", "bench-owner"),
-        ("APP_DB_PASSWORD", "bench-app"),
-        ("PATH", &hosts.path()),
-    ]);
+    let contenders = contenders();
+    let numbers: Vec<u8> = [30, 35].into_iter().take(contenders.len()).collect();
+    let hosts = hosts::Hosts::start(&numbers);
+    let mut runs: Vec<Run> = contenders
+        .into_iter()
+        .zip(&hosts.hosts)
+        .enumerate()
+        .map(|(n, (contender, host))| {
+            let settings = Settings::new(&[
+                (
+                    "TRAVIAL_PROJECT",
+                    &format!("travial-bench-{}", contender.name),
+                ),
+                ("APP_IMAGE", IMAGE),
+                ("APP_TAG", "bench-remote"),
+                ("WEB_PORT", &(28080 + n).to_string()),
+                ("HTTPS_PORT", &(28443 + n).to_string()),
+                ("POSTGRES_PASSWORD", "bench-owner"),
+                ("APP_DB_PASSWORD", "bench-app"),
+                ("PATH", &hosts.path()),
+            ]);
+            Run {
+                contender,
+                host,
+                settings,
+                first: (0.0, String::new(), 0),
+                redeploys: Vec::new(),
+                redeploy_logins: Vec::new(),
+                statuses: Vec::new(),
+            }
+        })
+        .collect();
     for image in ["POSTGRES_IMAGE", "PROXY_IMAGE"] {
-        hosts.load(settings.get(image).expect("run `bash .ci/docker` first"));
+        hosts.load(
+            runs[0]
+                .settings
+                .get(image)
+                .expect("run `bash .ci/docker` first"),
+        );
     }
-    let url = host.url();
-    let deploy = ["deploy", "prod", "--no-build", "--host", url.as_str()];
-    settings.build_app(&support::root());
+    runs[0].settings.build_app(&support::root());
 
-    let (first, first_time) = settings.xtask(&deploy, &[]);
-    let first_sent = sent(&String::from_utf8_lossy(&first.stderr));
-    let mut times = Vec::new();
-    let mut redeploy_sent = Vec::new();
+    for run in &mut runs {
+        let url = run.host.url();
+        let (took, logins, log) = run.timed(&["deploy", "prod", "--no-build", "--host", &url]);
+        run.first = (took, sent(&log), logins);
+    }
     for _ in 0..RUNS {
-        let (output, elapsed) = settings.xtask(&deploy, &[]);
-        times.push(elapsed.as_secs_f64());
-        redeploy_sent.push(sent(&String::from_utf8_lossy(&output.stderr)));
+        for run in &mut runs {
+            let url = run.host.url();
+            let (took, logins, _) = run.timed(&["deploy", "prod", "--no-build", "--host", &url]);
+            run.redeploys.push(took);
+            run.redeploy_logins.push(logins);
+            let (took, _, _) = run.timed(&["status", "prod", "--host", &url]);
+            run.statuses.push(took);
+        }
     }
-    settings.xtask(&["down", "prod", "--volumes", "--yes", "--host", &url], &[]);
+    for run in &runs {
+        let url = run.host.url();
+        run.settings.xtask_of(
+            &run.contender,
+            &["down", "prod", "--volumes", "--yes", "--host", &url],
+            &[],
+        );
+    }
 
-    println!("| figure | value |");
+    let (now, before) = (&runs[0], runs.get(1));
+    let both = |f: &dyn Fn(&Run) -> String| match before {
+        Some(before) => format!("{} / {}", f(before), f(now)),
+        None => f(now),
+    };
+    let time = |f: &dyn Fn(&Run) -> f64| compared(before.map(f), f(now), " s");
+    println!(
+        "| on a host over SSH | {} |",
+        match before {
+            Some(_) => "before / now (ratio)",
+            None => "now",
+        }
+    );
     println!("|---|---|");
     println!(
-        "| first `deploy prod --host` (image sent, db created, migrated, healthy) | {:.1} s, {first_sent} sent |",
-        first_time.as_secs_f64()
+        "| first `deploy prod --host` (image sent, db created, migrated, healthy) | {}; {} sent |",
+        time(&|run| run.first.0),
+        both(&|run| run.first.1.clone())
     );
     println!(
-        "| redeploy of the same image (median of {RUNS}) | {:.1} s, {} sent |",
-        median(&mut times),
-        redeploy_sent.join(" / ")
+        "| SSH connections of that first deploy | {} |",
+        both(&|run| run.first.2.to_string())
+    );
+    println!(
+        "| redeploy of the same image (median of {RUNS}) | {} |",
+        time(&|run| median(&mut run.redeploys.clone()))
+    );
+    println!(
+        "| SSH connections of one redeploy | {} |",
+        both(&|run| {
+            let mut logins = run.redeploy_logins.clone();
+            logins.sort();
+            logins[logins.len() / 2].to_string()
+        })
+    );
+    println!(
+        "| `status --host` (median of {RUNS}) | {} |",
+        time(&|run| median(&mut run.statuses.clone()))
     );
 }

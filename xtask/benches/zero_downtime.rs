@@ -6,7 +6,10 @@
 //! prod is deployed, then, while a client sends about 100 requests a second (a read and a
 //! write in turn, each on a new connection): five redeploys with a new image each, a
 //! rollback, and a redeploy that recreates the proxy (its image changes: the one case
-//! where the proxy restarts). For each: the time it takes and the requests lost.
+//! where the proxy restarts). For each: the time it takes and the requests lost. Then,
+//! on a stack of its own, a change of the proxy's configuration (MAX_REQUEST_BODY, in its
+//! Caddyfile) under the same load: whether the running proxy applies it, the time and the
+//! requests lost.
 
 #[allow(dead_code)]
 #[path = "../tests/suite/e2e/load.rs"]
@@ -15,7 +18,7 @@ mod support;
 
 use std::{thread, time::Duration};
 
-use support::{IMAGE, Settings, median, release, remove_images};
+use support::{Contender, IMAGE, Settings, contenders, median, release, remove_images};
 
 const REDEPLOYS: usize = 5;
 
@@ -100,9 +103,89 @@ fn main() {
     remove_images(&releases);
     remove_images(&[other_proxy.to_owned()]);
 
+    rows.push(config_change_row());
+
     println!("| under ~100 requests/s | time | requests lost |");
     println!("|---|---|---|");
     for row in rows {
         println!("{row}");
     }
+}
+
+/// A change of the proxy's Caddyfile (its request body limit) under load, on a stack of
+/// its own: applied or not, the time, the requests lost. This xtask's alone: before this
+/// change the Caddyfile had no limit to change (README: the check by hand, before).
+fn config_change_row() -> String {
+    let now = &contenders()[0];
+    let (took, note) = config_change(now, 28500 + std::process::id() % 100);
+    format!("| a new Caddyfile (MAX_REQUEST_BODY 1MB to 3MB) | {took:.1} s | {note} |")
+}
+
+fn config_change(contender: &Contender, port: u32) -> (f64, String) {
+    let settings = Settings::new(&[
+        (
+            "TRAVIAL_PROJECT",
+            &format!("travial-bench-zd-{}", contender.name),
+        ),
+        ("APP_IMAGE", IMAGE),
+        ("APP_TAG", "zd-base"),
+        ("WEB_PORT", &port.to_string()),
+        ("HTTPS_PORT", &(port + 1000).to_string()),
+        ("POSTGRES_PASSWORD", "bench-owner"),
+        ("APP_DB_PASSWORD", "bench-app"),
+    ]);
+    let deploy = ["deploy", "prod", "--no-build"];
+    settings.xtask_of(contender, &["down", "prod", "--volumes", "--yes"], &[]);
+    settings.xtask_of(contender, &deploy, &[("MAX_REQUEST_BODY", "1MB")]);
+    let base = format!("http://127.0.0.1:{port}");
+    support::create_player(&base, "bench");
+    let load = load::Load::start(&base, "bench");
+    thread::sleep(Duration::from_secs(1));
+    let before = load.results();
+    let (_, took) = settings.xtask_of(contender, &deploy, &[("MAX_REQUEST_BODY", "3MB")]);
+    thread::sleep(Duration::from_secs(1));
+    let results = load.finish();
+    // 1.5 MB: refused by the proxy (413) under the old limit, passed to the app under the new.
+    let body = format!(
+        r#"{{"name":"big","city":"{}","birthdate":"1990-05-17"}}"#,
+        "x".repeat(1500 * 1024)
+    );
+    let status = std::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--output",
+            "/dev/null",
+            "--write-out",
+            "%{http_code}",
+        ])
+        .args([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            "@-",
+        ])
+        .arg(format!("{base}/api/players"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut curl| {
+            use std::io::Write;
+            curl.stdin.take().unwrap().write_all(body.as_bytes())?;
+            curl.wait_with_output()
+        })
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default();
+    settings.xtask_of(contender, &["down", "prod", "--volumes", "--yes"], &[]);
+    let applied = match status.as_str() {
+        "413" => "not applied",
+        _ => "applied",
+    };
+    (
+        took.as_secs_f64(),
+        format!(
+            "{applied}, {} of {} lost",
+            results.failures.len() - before.failures.len(),
+            results.sent - before.sent
+        ),
+    )
 }

@@ -85,6 +85,16 @@ impl Settings {
         self.run_in(&root(), XTASK, args, extra)
     }
 
+    /// The same with another build of the xtask (`Contender`).
+    pub fn xtask_of(
+        &self,
+        contender: &Contender,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> (Output, Duration) {
+        self.run_in(&root(), &contender.binary, args, extra)
+    }
+
     /// The app image as `deploy` builds it (`APP_IMAGE:APP_TAG` of these settings), from
     /// the sources in `dir`; the time it took.
     pub fn build_app(&self, dir: &Path) -> Duration {
@@ -98,6 +108,59 @@ impl Settings {
             "web",
         ];
         self.run_in(dir, "docker", &args, &[]).1
+    }
+}
+
+/// A build of the xtask a benchmark runs: this one, and with `BASELINE_XTASK` (the path
+/// of an xtask built from an older commit, with its own compose files) that one too,
+/// each on a stack of its own, in turn: the README's "before / now" figures come from one
+/// run, as a ratio, since these machines are noisy.
+pub struct Contender {
+    /// `now`, `before`.
+    pub name: &'static str,
+    pub binary: String,
+}
+
+impl Contender {
+    pub fn is_baseline(&self) -> bool {
+        self.name == "before"
+    }
+}
+
+pub fn contenders() -> Vec<Contender> {
+    let mut contenders = vec![Contender {
+        name: "now",
+        binary: XTASK.to_owned(),
+    }];
+    if let Some(binary) = std::env::var("BASELINE_XTASK")
+        .ok()
+        .filter(|binary| !binary.is_empty())
+    {
+        assert!(Path::new(&binary).exists(), "BASELINE_XTASK: no {binary}");
+        contenders.push(Contender {
+            name: "before",
+            binary,
+        });
+    }
+    contenders
+}
+
+/// `before / now` of a time, and the ratio: `10.5 s / 2.1 s (0.20x)`; `now` alone
+/// without a baseline.
+pub fn compared(before: Option<f64>, now: f64, unit: &str) -> String {
+    // Two decimals below one: `status` takes a fraction of a second.
+    let figure = |value: f64| match value < 1.0 {
+        true => format!("{value:.2}{unit}"),
+        false => format!("{value:.1}{unit}"),
+    };
+    match before {
+        Some(before) => format!(
+            "{} / {} ({:.2}x)",
+            figure(before),
+            figure(now),
+            now / before.max(f64::EPSILON)
+        ),
+        None => figure(now),
     }
 }
 
