@@ -15,6 +15,11 @@ pub struct Config {
     /// After a stop signal, how long the server keeps serving before it finishes (see
     /// `http::serve`): `APP_DRAIN_SECONDS`, 0 by default.
     pub drain: Duration,
+    /// Writes (POST) a client may make a minute: `APP_WRITES_PER_MINUTE`, 60 by default.
+    pub writes_per_minute: u32,
+    /// Whose `X-Forwarded-For` names the client (the proxy): `APP_TRUSTED_PROXIES`, host
+    /// names or addresses separated by spaces or commas, none by default.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The least-privileged role of the web service: its name, and the password `migrate`
@@ -96,6 +101,13 @@ impl Config {
             addr: listen_addr(lookup("APP_ADDR"))?,
             log_format: log_format(lookup("APP_LOG_FORMAT"))?,
             drain: drain(lookup("APP_DRAIN_SECONDS"))?,
+            writes_per_minute: writes_per_minute(lookup("APP_WRITES_PER_MINUTE"))?,
+            trusted_proxies: lookup("APP_TRUSTED_PROXIES")
+                .unwrap_or_default()
+                .split([' ', ','])
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect(),
         })
     }
 }
@@ -143,6 +155,20 @@ fn drain(value: Option<String>) -> Result<Duration, ConfigError> {
         Ok(seconds) if seconds <= 60 => Ok(Duration::from_secs(seconds)),
         _ => Err(ConfigError(format!(
             "APP_DRAIN_SECONDS `{value}` is not a number of seconds from 0 to 60"
+        ))),
+    }
+}
+
+pub const DEFAULT_WRITES_PER_MINUTE: u32 = 60;
+
+fn writes_per_minute(value: Option<String>) -> Result<u32, ConfigError> {
+    let Some(value) = value.filter(|value| !value.is_empty()) else {
+        return Ok(DEFAULT_WRITES_PER_MINUTE);
+    };
+    match value.parse::<u32>() {
+        Ok(writes) if writes > 0 => Ok(writes),
+        _ => Err(ConfigError(format!(
+            "APP_WRITES_PER_MINUTE `{value}` is not a whole number of writes above 0"
         ))),
     }
 }

@@ -19,7 +19,9 @@ const USAGE: &str =
 
 environment: DATABASE_URL (required, e.g. postgres://USER@HOST/DB),
              DATABASE_PASSWORD_FILE (the password, from a file), APP_ADDR (default
-             0.0.0.0:8000), APP_LOG_FORMAT (pretty | json), RUST_LOG (levels);
+             0.0.0.0:8000), APP_LOG_FORMAT (pretty | json), RUST_LOG (levels),
+             APP_WRITES_PER_MINUTE (per client, default 60), APP_TRUSTED_PROXIES (whose
+             X-Forwarded-For names the client);
              for migrate: APP_DB_USER and APP_DB_PASSWORD_FILE, the web service's role";
 
 enum Command {
@@ -96,7 +98,13 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let state = AppState::new(db::pool(&config.database));
-    http::serve(listener, http::app(state), shutdown_signal(), config.drain).await?;
+    let limits = http::Limits {
+        writes_per_minute: config.writes_per_minute,
+        trusted_proxies: config.trusted_proxies.clone(),
+        ..http::Limits::default()
+    };
+    let router = http::app_with_limits(state, limits);
+    http::serve(listener, router, shutdown_signal(), config.drain).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use app::http::{AppState, app};
+use app::http::{AppState, Limits, app, app_with_limits};
 use axum::{
     Router,
     body::{Body, to_bytes},
@@ -21,8 +21,13 @@ struct Api {
 impl Api {
     async fn new() -> Api {
         let db = TestDb::migrated().await;
+        // Every request comes from one client here: writes unbounded but in their own test.
+        let limits = Limits {
+            writes_per_minute: 1_000_000,
+            ..Limits::default()
+        };
         Api {
-            router: app(db.state()),
+            router: app_with_limits(db.state(), limits),
             _db: db,
         }
     }
@@ -226,7 +231,7 @@ async fn the_page_shows_the_ranking_with_user_input_escaped() {
     let (status, html) = send(&api.router, request).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        html.contains("<td>&lt;script&gt;</td><td>Rome</td><td>7</td>"),
+        html.contains(r#"<a href="/players/%3Cscript%3E">&lt;script&gt;</a>"#),
         "{html}"
     );
     assert!(!html.contains("<script>"), "{html}");
@@ -370,6 +375,7 @@ async fn requests_wait_their_turn_and_none_outlives_the_request_timeout() {
     let limits = app::http::Limits {
         request_timeout: timeout,
         concurrent_requests: 1,
+        ..app::http::Limits::default()
     };
     let router = app::http::app_with_limits(db.state(), limits);
     let _locker = lock_players(&db).await;
@@ -464,4 +470,136 @@ async fn started_waits_for_the_database_once_then_stays_up_through_an_outage() {
         api._db.name
     ))
     .await;
+}
+
+/// A POST from `peer` (as the server's connection info says), with `forwarded` as its
+/// `X-Forwarded-For` if given.
+async fn post_from(
+    router: &Router,
+    peer: &str,
+    forwarded: Option<&str>,
+    uri: &str,
+    body: &str,
+) -> axum::response::Response {
+    use axum::extract::ConnectInfo;
+    let mut request = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
+    if let Some(forwarded) = forwarded {
+        request = request.header("x-forwarded-for", forwarded);
+    }
+    let mut request = request.body(Body::from(body.to_owned())).unwrap();
+    let peer: std::net::SocketAddr = format!("{peer}:40000").parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
+    router.clone().oneshot(request).await.unwrap()
+}
+
+#[tokio::test]
+async fn writes_past_a_clients_rate_get_429_and_others_and_reads_go_through() {
+    let db = TestDb::migrated().await;
+    let limits = Limits {
+        writes_per_minute: 60,
+        trusted_proxies: vec!["10.9.0.2".to_owned()],
+        ..Limits::default()
+    };
+    let router = app_with_limits(db.state(), limits);
+    let player = |n: u32| {
+        json!({ "name": format!("p{n}"), "city": "Rome", "birthdate": "1990-05-17" }).to_string()
+    };
+    // 60 a minute: a burst of 6, then one a second.
+    for n in 0..6 {
+        let response = post_from(&router, "203.0.113.1", None, "/api/players", &player(n)).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let refused = post_from(&router, "203.0.113.1", None, "/api/players", &player(6)).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry = refused.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        retry
+            .parse::<u64>()
+            .is_ok_and(|seconds| (1..=2).contains(&seconds)),
+        "{retry}"
+    );
+    let scored = post_from(
+        &router,
+        "203.0.113.1",
+        None,
+        "/api/players/p0/scores",
+        r#"{"place":"Forum","points":1}"#,
+    )
+    .await;
+    assert_eq!(
+        scored.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "scores count as writes"
+    );
+    // Another client is not held back; reads and health checks never are.
+    let other = post_from(&router, "203.0.113.2", None, "/api/players", &player(7)).await;
+    assert_eq!(other.status(), StatusCode::CREATED);
+    for uri in [
+        "/api/ranking",
+        "/api/players/p0",
+        "/healthz",
+        "/readyz",
+        "/",
+    ] {
+        for _ in 0..20 {
+            let (status, _) = send(&router, Request::get(uri).body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+        }
+    }
+
+    // Behind the trusted proxy, each client its own limit, by the address the proxy saw.
+    for n in 0..6 {
+        let response = post_from(
+            &router,
+            "10.9.0.2",
+            Some("198.51.100.7"),
+            "/api/players",
+            &player(100 + n),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let proxied = post_from(
+        &router,
+        "10.9.0.2",
+        Some("198.51.100.7"),
+        "/api/players",
+        &player(106),
+    )
+    .await;
+    assert_eq!(proxied.status(), StatusCode::TOO_MANY_REQUESTS);
+    let second = post_from(
+        &router,
+        "10.9.0.2",
+        Some("198.51.100.8"),
+        "/api/players",
+        &player(107),
+    )
+    .await;
+    assert_eq!(second.status(), StatusCode::CREATED);
+    // From anywhere else the header is the client's own words: not believed.
+    for n in 0..6 {
+        let forged = format!("192.0.2.{n}");
+        let response = post_from(
+            &router,
+            "10.9.0.3",
+            Some(&forged),
+            "/api/players",
+            &player(200 + n),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let forged = post_from(
+        &router,
+        "10.9.0.3",
+        Some("192.0.2.99"),
+        "/api/players",
+        &player(299),
+    )
+    .await;
+    assert_eq!(forged.status(), StatusCode::TOO_MANY_REQUESTS);
 }

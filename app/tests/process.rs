@@ -59,7 +59,11 @@ async fn migrate_applies_each_version_once() {
     let first = stdout_of(&migrate(&db.url()));
     assert_eq!(
         applied(&first),
-        ["applied V1__players", "applied V2__scores"]
+        [
+            "applied V1__players",
+            "applied V2__scores",
+            "applied V3__player_totals"
+        ]
     );
     let schema = columns(&db).await;
     assert!(
@@ -70,7 +74,7 @@ async fn migrate_applies_each_version_once() {
     let second = stdout_of(&migrate(&db.url()));
     assert!(applied(&second).is_empty(), "{second}");
     assert!(
-        second.contains("0 migration(s) applied now, 2 in all"),
+        second.contains("0 migration(s) applied now, 3 in all"),
         "{second}"
     );
     assert_eq!(columns(&db).await, schema);
@@ -94,7 +98,14 @@ async fn concurrent_migrates_both_succeed_and_apply_the_schema_once() {
         .collect();
     let mut all_applied: Vec<&str> = outputs.iter().flat_map(|out| applied(out)).collect();
     all_applied.sort();
-    assert_eq!(all_applied, ["applied V1__players", "applied V2__scores"]);
+    assert_eq!(
+        all_applied,
+        [
+            "applied V1__players",
+            "applied V2__scores",
+            "applied V3__player_totals"
+        ]
+    );
 }
 
 #[test]
@@ -121,7 +132,7 @@ fn missing_configuration_is_one_clear_line() {
         .env_remove("DATABASE_URL")
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&newest.stdout), "2\n");
+    assert_eq!(String::from_utf8_lossy(&newest.stdout), "3\n");
 }
 
 #[tokio::test(flavor = "multi_thread")]

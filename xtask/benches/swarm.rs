@@ -145,34 +145,25 @@ fn main() {
     let each = |f: &dyn Fn(&Cluster) -> (f64, String)| -> (Vec<f64>, Vec<String>) {
         clusters.iter().map(f).unzip()
     };
-    let (times, _) = each(&|cluster| {
-        let init = [
-            "swarm",
-            "init",
-            &cluster.manager.url(),
-            &cluster.worker.url(),
-        ];
-        (cluster.xtask(&init, &[]).1, String::new())
-    });
-    rows.push(Row {
-        what: "`swarm init` of two fresh servers".into(),
-        times,
-        notes: Vec::new(),
-    });
-    let (times, _) = each(&|cluster| {
-        let init = [
-            "swarm",
-            "init",
-            &cluster.manager.url(),
-            &cluster.worker.url(),
-        ];
-        (cluster.xtask(&init, &[]).1, String::new())
-    });
-    rows.push(Row {
-        what: "`swarm init` again (nothing to change)".into(),
-        times,
-        notes: Vec::new(),
-    });
+    for what in [
+        "`swarm init` of two fresh servers",
+        "`swarm init` again (nothing to change)",
+    ] {
+        let (times, _) = each(&|cluster| {
+            let init = [
+                "swarm",
+                "init",
+                &cluster.manager.url(),
+                &cluster.worker.url(),
+            ];
+            (cluster.xtask(&init, &[]).1, String::new())
+        });
+        rows.push(Row {
+            what: what.into(),
+            times,
+            notes: Vec::new(),
+        });
+    }
     let (times, notes) = each(&|cluster| {
         let (log, took) = cluster.on_swarm("deploy", "swarm-0");
         (took, format!("{} sent", sent(&log)))

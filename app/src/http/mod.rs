@@ -2,9 +2,10 @@
 
 mod error;
 mod health;
-mod page;
+mod pages;
 mod players;
 mod ranking;
+pub mod writes;
 
 use std::{
     future::IntoFuture,
@@ -34,13 +35,17 @@ pub use players::MAX_NAME_CHARS;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
 /// Bounds on the work of requests.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Limits {
     /// No request may take longer: it then gets a 503, whatever it was waiting for.
     pub request_timeout: Duration,
     /// Requests served at once; more wait their turn (within `request_timeout`), so a
     /// flood costs waiting connections, not memory or database sessions.
     pub concurrent_requests: usize,
+    /// Writes (POST) one client may make a minute (see `writes`).
+    pub writes_per_minute: u32,
+    /// Whose `X-Forwarded-For` names the client: the proxy's names or addresses.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Limits {
@@ -48,6 +53,8 @@ impl Default for Limits {
         Limits {
             request_timeout: Duration::from_secs(10),
             concurrent_requests: 128,
+            writes_per_minute: crate::config::DEFAULT_WRITES_PER_MINUTE,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -74,12 +81,22 @@ pub fn app(state: AppState) -> Router {
 
 /// The health checks answer beside the limits of the rest: a flood of requests waiting
 /// their turn must not make a busy web look dead (and get it restarted), nor hide a
-/// database outage. They bound their own work.
+/// database outage. They bound their own work. Writes are limited per client (`writes`),
+/// before they wait for a turn.
 pub fn app_with_limits(state: AppState, limits: Limits) -> Router {
+    let writes = Arc::new(writes::Writes::new(
+        limits.writes_per_minute,
+        writes::Proxies::new(&limits.trusted_proxies),
+    ));
+    // Inside a runtime (the server's, a test's): the proxies resolved, idle clients dropped.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(writes::maintain(writes.clone()));
+    }
     Router::new()
         .merge(players::router())
         .merge(ranking::router())
-        .merge(page::router())
+        .merge(pages::router())
+        .layer(middleware::from_fn_with_state(writes, writes::limit))
         .layer(middleware::from_fn_with_state(
             Arc::new(Semaphore::new(limits.concurrent_requests)),
             one_of_the_concurrent_requests,
@@ -125,7 +142,9 @@ pub async fn serve(
         close_when_draining,
     ));
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router)
+    // The peer's address, for the limit of writes.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
             if !drain.is_zero() {

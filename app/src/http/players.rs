@@ -36,15 +36,15 @@ struct NewPlayer {
 }
 
 #[derive(Serialize)]
-struct Player {
-    name: String,
-    city: String,
-    birthdate: Date,
-    total_points: i64,
+pub struct Player {
+    pub name: String,
+    pub city: String,
+    pub birthdate: Date,
+    pub total_points: i64,
     /// How many scores the player has in all.
-    score_count: i64,
+    pub score_count: i64,
     /// The most recent ones, newest first: a bounded page, however many there are.
-    scores: Vec<Score>,
+    pub scores: Vec<Score>,
 }
 
 #[derive(Deserialize)]
@@ -59,11 +59,11 @@ struct NewScore {
 }
 
 #[derive(Serialize)]
-struct Score {
-    place: String,
-    points: i32,
+pub struct Score {
+    pub place: String,
+    pub points: i32,
     #[serde(with = "time::serde::rfc3339")]
-    scored_at: OffsetDateTime,
+    pub scored_at: OffsetDateTime,
 }
 
 async fn create_player(
@@ -111,23 +111,26 @@ async fn show_player(
             "scores must be between 0 and {MAX_SCORES}"
         )));
     }
+    Ok(Json(find(&state, &name, limit).await?))
+}
+
+/// The player named `name` with their `limit` most recent scores: two index lookups,
+/// whatever the number of scores.
+pub async fn find(state: &AppState, name: &str, limit: i64) -> Result<Player, ApiError> {
     // No stored name holds a NUL, and PostgreSQL cannot even compare one.
     if name.contains('\0') {
-        return Err(unknown_player(&name));
+        return Err(unknown_player(name));
     }
     let client = state.pool.get().await?;
     let row = client
         .query_opt(
-            "SELECT p.id, p.name, p.city, p.birthdate,
-                    COALESCE(SUM(s.points), 0)::BIGINT AS total_points,
-                    COUNT(s.id) AS score_count
-             FROM players p LEFT JOIN scores s ON s.player_id = p.id
-             WHERE p.name = $1
-             GROUP BY p.id",
+            "SELECT p.id, p.name, p.city, p.birthdate, t.total_points, t.score_count
+             FROM players p JOIN player_totals t ON t.player_id = p.id
+             WHERE p.name = $1",
             &[&name],
         )
         .await?
-        .ok_or_else(|| unknown_player(&name))?;
+        .ok_or_else(|| unknown_player(name))?;
     let id: i64 = row.get("id");
     let scores: Vec<Score> = client
         .query(
@@ -143,14 +146,14 @@ async fn show_player(
             scored_at: score.get("scored_at"),
         })
         .collect();
-    Ok(Json(Player {
+    Ok(Player {
         name: row.get("name"),
         city: row.get("city"),
         birthdate: row.get("birthdate"),
         total_points: row.get("total_points"),
         score_count: row.get("score_count"),
         scores,
-    }))
+    })
 }
 
 async fn add_score(

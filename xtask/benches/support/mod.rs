@@ -36,6 +36,8 @@ impl Settings {
                 .map(|(key, value)| (key.to_owned(), value.to_owned()))
                 .collect(),
         );
+        // The load's client writes ~50 times a second from one address.
+        settings.set("APP_WRITES_PER_MINUTE", "1000000");
         for (key, value) in own {
             settings.set(key, value);
         }
@@ -85,14 +87,20 @@ impl Settings {
         self.run_in(&root(), XTASK, args, extra)
     }
 
-    /// The same with another build of the xtask (`Contender`).
+    /// The same with another build of the xtask (`Contender`). The one of before asked
+    /// nothing before it removed data, and knows no `--yes`.
     pub fn xtask_of(
         &self,
         contender: &Contender,
         args: &[&str],
         extra: &[(&str, &str)],
     ) -> (Output, Duration) {
-        self.run_in(&root(), &contender.binary, args, extra)
+        let args: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|arg| !(contender.is_baseline() && *arg == "--yes"))
+            .collect();
+        self.run_in(&root(), &contender.binary, &args, extra)
     }
 
     /// The app image as `deploy` builds it (`APP_IMAGE:APP_TAG` of these settings), from

@@ -377,20 +377,6 @@ pub fn migrations_known(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Res
     if let Ok(version) = labelled.trim().parse::<i64>() {
         return Ok(Some(version));
     }
-    let asked = run::read(
-        sh,
-        &engine.docker([
-            "run",
-            "--rm",
-            "--pull",
-            "never",
-            "--network",
-            "none",
-            "--entrypoint",
-            "app",
-            image,
-            "migrations",
-        ]),
-    );
+    let asked = run::read(sh, &engine.run_once(image, None, "app", &["migrations"]));
     Ok(asked.ok().and_then(|text| text.trim().parse().ok()))
 }

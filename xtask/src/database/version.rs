@@ -52,22 +52,10 @@ pub fn check(sh: &Shell, stack: &Stack, model: &Model) -> anyhow::Result<()> {
             return Ok(());
         }
     }
+    let mount = format!("{volume}:/data:ro");
     let data = run::read(
         sh,
-        &engine.docker([
-            "run",
-            "--rm",
-            "--pull",
-            "never",
-            "--network",
-            "none",
-            "--volume",
-            &format!("{volume}:/data:ro"),
-            "--entrypoint",
-            "cat",
-            &image,
-            "/data/PG_VERSION",
-        ]),
+        &engine.run_once(&image, Some(&mount), "cat", &["/data/PG_VERSION"]),
     )
     .ok()
     .map(|version| version.trim().to_owned())
@@ -128,18 +116,7 @@ fn image_major(sh: &Shell, engine: &Engine, image: &str) -> anyhow::Result<Optio
     }
     let version = run::read(
         sh,
-        &engine.docker([
-            "run",
-            "--rm",
-            "--pull",
-            "never",
-            "--network",
-            "none",
-            "--entrypoint",
-            "postgres",
-            image,
-            "--version",
-        ]),
+        &engine.run_once(image, None, "postgres", &["--version"]),
     )
     .context("cannot tell the image's PostgreSQL version")?;
     Ok(major_of(&version))

@@ -198,6 +198,24 @@ impl Engine {
         }
     }
 
+    /// A throwaway container of `image` running `entrypoint ARGS…`: never pulled, with no
+    /// network, `volume` (`NAME:/PATH:ro`) mounted if given, removed when it ends.
+    pub fn run_once(
+        &self,
+        image: &str,
+        volume: Option<&str>,
+        entrypoint: &str,
+        args: &[&str],
+    ) -> Command {
+        let mut line = vec!["run", "--rm", "--pull", "never", "--network", "none"];
+        if let Some(volume) = volume {
+            line.extend(["--volume", volume]);
+        }
+        line.extend(["--entrypoint", entrypoint, image]);
+        line.extend(args);
+        self.docker(line)
+    }
+
     pub fn is_local(&self) -> bool {
         *self == Engine::Local
     }

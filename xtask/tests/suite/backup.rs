@@ -115,7 +115,7 @@ fn a_restore_brings_deleted_rows_back_behind_the_maintenance_page_without_a_rede
     let backup = sandbox.xtask(&["backup", "dev"]);
     assert_success(&backup, "backup dev");
     assert!(
-        stdout(&backup).contains("3 tables, 6 rows, migrations up to V2"),
+        stdout(&backup).contains("4 tables, 10 rows, migrations up to V3"),
         "{}",
         stdout(&backup)
     );
@@ -267,8 +267,8 @@ fn a_deploy_backs_up_only_when_its_image_brings_migrations() {
     assert_eq!(manifests(&sandbox).len(), 0);
 
     // An image that says it knows one more: a backup comes first, named in the history.
-    image("migrations-3", "LABEL travial.migrations=3");
-    sandbox.set("APP_TAG", "migrations-3");
+    image("migrations-4", "LABEL travial.migrations=4");
+    sandbox.set("APP_TAG", "migrations-4");
     let deploy = sandbox.xtask(&["deploy", "dev", "--no-build"]);
     assert_success(&deploy, "deploy of an image with a new migration");
     let taken = manifests(&sandbox);
@@ -309,20 +309,20 @@ fn rollback_restore_goes_back_to_the_data_from_before_the_migrations() {
     let _one_at_a_time = exclusive();
     let mut sandbox = deployed("rollback-restore", 2);
     let first = format!("{}:{}", e2e::APP_IMAGE, e2e::APP_TAG);
-    image("migrations-3", "LABEL travial.migrations=3");
-    sandbox.set("APP_TAG", "migrations-3");
+    image("migrations-4", "LABEL travial.migrations=4");
+    sandbox.set("APP_TAG", "migrations-4");
     assert_success(
         &sandbox.xtask(&["deploy", "dev", "--no-build"]),
         "deploy of an image with a new migration",
     );
     let before = manifests(&sandbox)[0]["id"].as_str().unwrap().to_owned();
-    // What that migration would have done: V3 applied, a score written under it.
+    // What that migration would have done: V4 applied, a score written under it.
     let applied = sandbox.xtask_input(
         &["psql", "dev"],
         "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
-         VALUES (3, 'fake', '2026-12-05T00:00:00Z', '0');\n",
+         VALUES (4, 'fake', '2026-12-05T00:00:00Z', '0');\n",
     );
-    assert_success(&applied, "V3 marked applied");
+    assert_success(&applied, "V4 marked applied");
     let score = r#"{"place":"Pantheon","points":9}"#;
     let url = sandbox.web_url("/api/players/ann/scores");
     assert_eq!(http("POST", &url, Some(score)).unwrap().0, 201);
@@ -330,7 +330,7 @@ fn rollback_restore_goes_back_to_the_data_from_before_the_migrations() {
     let refused = sandbox.xtask(&["rollback", "dev"]);
     assert_eq!(refused.status.code(), Some(1));
     let log = stderr(&refused);
-    assert!(log.contains("knows the migrations up to V2"), "{log}");
+    assert!(log.contains("knows the migrations up to V3"), "{log}");
     assert!(
         log.contains(&format!(
             "`cargo xtask rollback dev --restore` also restores backup {before}"
@@ -359,7 +359,7 @@ fn rollback_restore_goes_back_to_the_data_from_before_the_migrations() {
         &["psql", "dev", "--", "--tuples-only", "--no-align"],
         "SELECT MAX(version) FROM refinery_schema_history;\n",
     );
-    assert_eq!(stdout(&schema).trim(), "2");
+    assert_eq!(stdout(&schema).trim(), "3");
     let history = sandbox.xtask(&["history", "dev", "--json"]);
     let records: Value = serde_json::from_slice(&history.stdout).unwrap();
     assert_eq!(records[0]["command"], "rollback");

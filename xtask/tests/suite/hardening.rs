@@ -182,3 +182,49 @@ fn the_app_image_is_never_pulled_from_a_registry_the_deploy_does_not_name() {
         assert!(!here.status.success(), "{command:?} pulled it");
     }
 }
+
+#[test]
+fn writes_through_the_proxy_are_limited_by_the_address_the_proxy_saw() {
+    let _one_at_a_time = exclusive();
+    let mut sandbox = Sandbox::new("writes");
+    sandbox.set("APP_WRITES_PER_MINUTE", "60");
+    assert_success(
+        &sandbox.xtask(&["deploy", "dev", "--no-build"]),
+        "deploy dev",
+    );
+    // What the proxy sees of this machine: the network's gateway.
+    let network = format!("{}_default", sandbox.project("dev"));
+    let gateway = Command::new("docker")
+        .args([
+            "network",
+            "inspect",
+            "--format",
+            "{{(index .IPAM.Config 0).Gateway}}",
+            &network,
+        ])
+        .output()
+        .unwrap();
+    let gateway = stdout(&gateway).trim().to_owned();
+    assert!(!gateway.is_empty());
+    let url = sandbox.web_url("/api/players");
+    let player = |n: u32| format!(r#"{{"name":"w{n}","city":"Rome","birthdate":"1990-05-17"}}"#);
+    // 60 a minute: a burst of 6.
+    for n in 0..6 {
+        assert_eq!(http("POST", &url, Some(&player(n))).unwrap().0, 201);
+    }
+    let (status, body) = http("POST", &url, Some(&player(6))).unwrap();
+    assert_eq!(status, 429, "{body}");
+    // Keyed by the client's address as the proxy passed it, not by the proxy's own.
+    assert!(
+        body.contains(&format!("too many writes from {gateway}:")),
+        "{body}"
+    );
+    for _ in 0..30 {
+        assert_eq!(
+            http("GET", &sandbox.web_url("/api/ranking"), None)
+                .unwrap()
+                .0,
+            200
+        );
+    }
+}

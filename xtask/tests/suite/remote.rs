@@ -262,7 +262,7 @@ fn backup_psql_and_restore_go_through_the_hosts_engine() {
     let backup = on_host(&["backup", "prod"]);
     assert_success(&backup, "backup over SSH");
     assert!(
-        stdout(&backup).contains("3 tables, 3 rows, migrations up to V2"),
+        stdout(&backup).contains("4 tables, 5 rows, migrations up to V3"),
         "{}",
         stdout(&backup)
     );

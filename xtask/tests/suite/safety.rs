@@ -130,7 +130,7 @@ fn exec_and_psql_reach_the_containers_without_a_password() {
     );
     let knows = sandbox.xtask(&["exec", "prod", "web", "--", "app", "migrations"]);
     assert_success(&knows, "exec web app migrations");
-    assert_eq!(stdout(&knows).trim(), "2");
+    assert_eq!(stdout(&knows).trim(), "3");
     let count = sandbox.xtask_input(
         &["psql", "prod", "--", "--tuples-only", "--no-align"],
         "SELECT count(*) FROM players;\n",

@@ -761,7 +761,7 @@ fn backup_psql_maintenance_and_restore_go_to_the_databases_node() {
     let backup = cluster.on_swarm(&[], &["backup"]);
     assert_success(&backup, "backup on the swarm");
     assert!(
-        stdout(&backup).contains("migrations up to V2"),
+        stdout(&backup).contains("migrations up to V3"),
         "{}",
         stdout(&backup)
     );

@@ -269,7 +269,7 @@ fn a_second_deploy_is_refused_at_once_and_ctrl_c_releases_the_lock() {
 fn a_rollback_to_an_image_older_than_the_schema_needs_force() {
     let _one_at_a_time = exclusive();
     let mut sandbox = prod("schema");
-    // Claims to know only V1 (as a release before V2 would); otherwise the real app.
+    // Claims to know only V1 (as a release before V2 and V3 would); otherwise the real app.
     let app = format!("{}:{}", e2e::APP_IMAGE, e2e::APP_TAG);
     let old = build(
         "schema-v1",
@@ -289,7 +289,7 @@ fn a_rollback_to_an_image_older_than_the_schema_needs_force() {
     assert_eq!(refused.status.code(), Some(1), "{log}");
     assert!(
         log.contains(&format!(
-            "error: {old} knows the migrations up to V1, and the database has V2 applied"
+            "error: {old} knows the migrations up to V1, and the database has V3 applied"
         )),
         "{log}"
     );
