@@ -45,6 +45,14 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const READY: &str = "travial-ssh-ready";
 /// The docker endpoint of a host that names none (`docker context inspect` failed there).
 const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// How docker there names its endpoint (the current context's).
+const ENDPOINT: [&str; 5] = [
+    "docker",
+    "context",
+    "inspect",
+    "--format",
+    "{{.Endpoints.docker.Host}}",
+];
 const DIR_PREFIX: &str = "travial-ssh-";
 
 static TUNNELS: Mutex<Option<Tunnels>> = Mutex::new(None);
@@ -62,6 +70,9 @@ struct Tunnel {
     /// Held open: the master's remote command ends when it closes.
     lifeline: Option<ChildStdin>,
     control: PathBuf,
+    /// Docker's endpoint there (`unix:///var/run/docker.sock`), as the master found it
+    /// when it logged in; `None` where docker was not there then (`install-docker`).
+    endpoint: Option<String>,
     /// The local end of docker's socket there, once a docker command has needed it.
     docker: Option<PathBuf>,
 }
@@ -91,11 +102,14 @@ pub fn route(sh: &Shell, command: &Command) -> anyhow::Result<Command> {
     with_tunnel(host, |tunnel| tunnel.check_alive(host)).ok_or_else(unknown)??;
     if command.program == "docker" {
         let control = with_tunnel(host, |tunnel| {
-            tunnel.docker.is_none().then(|| tunnel.control.clone())
+            tunnel
+                .docker
+                .is_none()
+                .then(|| (tunnel.control.clone(), tunnel.endpoint.clone()))
         })
         .ok_or_else(unknown)?;
-        if let Some(control) = control {
-            let local = forward_docker(sh, host, &control)?;
+        if let Some((control, endpoint)) = control {
+            let local = forward_docker(sh, host, &control, endpoint)?;
             with_tunnel(host, |tunnel| tunnel.docker = Some(local));
         }
     }
@@ -200,22 +214,36 @@ impl Tunnel {
         let stderr = master.stderr.take().context("the master's stderr")?;
         let (said, heard) = mpsc::channel();
         thread::spawn(move || {
-            let logged_in = BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .any(|line| line.trim() == READY);
-            let _ = said.send(logged_in);
+            // What the remote command printed before it said it runs: docker's endpoint.
+            let mut before = Vec::new();
+            let mut logged_in = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.trim() == READY {
+                    logged_in = true;
+                    break;
+                }
+                before.push(line);
+            }
+            let _ = said.send(logged_in.then_some(before));
         });
         let stderr = thread::spawn(move || super::run::read_all(stderr));
-        let tunnel = Tunnel {
+        let mut tunnel = Tunnel {
             master,
             lifeline,
             control,
+            endpoint: None,
             docker: None,
         };
         match heard.recv_timeout(CONNECT_TIMEOUT) {
-            Ok(true) => Ok(tunnel),
-            Ok(false) => {
+            Ok(Some(said)) => {
+                tunnel.endpoint = said
+                    .iter()
+                    .rev()
+                    .find(|line| line.contains("://"))
+                    .map(|line| line.trim().to_owned());
+                Ok(tunnel)
+            }
+            Ok(None) => {
                 let mut tunnel = tunnel;
                 tunnel.close();
                 let stderr =
@@ -283,24 +311,31 @@ impl Tunnel {
 }
 
 /// Docker's socket there (its current context's, as `docker system dial-stdio` would
-/// use), forwarded by the master to a socket beside its own (`cN`, `dN`).
-fn forward_docker(sh: &Shell, host: &SshHost, control: &Path) -> anyhow::Result<PathBuf> {
-    let endpoint = shell_words(
-        &[
-            "docker",
-            "context",
-            "inspect",
-            "--format",
-            "{{.Endpoints.docker.Host}}",
-        ]
-        .map(String::from),
-    );
-    let asked = joined(control, host.command(endpoint));
-    let output = super::run::probe(sh, &asked)?;
-    let endpoint = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+/// use: as the master found it, else asked now), forwarded by the master to a socket
+/// beside its own (`cN`, `dN`).
+fn forward_docker(
+    sh: &Shell,
+    host: &SshHost,
+    control: &Path,
+    endpoint: Option<String>,
+) -> anyhow::Result<PathBuf> {
+    let endpoint = match endpoint {
+        Some(endpoint) => endpoint,
+        None => {
+            let asked = joined(
+                control,
+                host.command(shell_words(&ENDPOINT.map(String::from))),
+            );
+            let output = super::run::probe(sh, &asked)?;
+            match output.status.success() {
+                true => String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+                false => String::new(),
+            }
+        }
+    };
     let remote = match endpoint.strip_prefix("unix://") {
         Some(path) => path.to_owned(),
-        None if endpoint.is_empty() || !output.status.success() => DEFAULT_DOCKER_SOCKET.to_owned(),
+        None if endpoint.is_empty() => DEFAULT_DOCKER_SOCKET.to_owned(),
         None => bail!(
             "docker on {host} listens on {endpoint}, not on a Unix socket: the xtask reaches \
              a host's docker through its socket (set that host's docker context back to the default)"
@@ -403,7 +438,13 @@ fn master_command(host: &SshHost, control: &Path, strict: &str) -> Command {
     .map(str::to_owned)
     .to_vec();
     args.extend(host.ssh_args());
-    args.push(format!("echo {READY}; exec cat >/dev/null"));
+    // Through sh, whatever the login shell: docker's endpoint, if docker is there, then the
+    // word that says it runs, then a wait on stdin, the lifeline.
+    let remote = format!(
+        "{} 2>/dev/null; echo {READY}; exec cat >/dev/null",
+        shell_words(&ENDPOINT.map(String::from))
+    );
+    args.push(shell_words(&["sh".to_owned(), "-c".to_owned(), remote]));
     Command::new("ssh", args)
 }
 
@@ -447,9 +488,8 @@ mod tests {
             "{master}"
         );
         assert!(
-            master.ends_with(&format!(
-                "-p 2222 -- deploy@10.201.1.2 'echo {READY}; exec cat >/dev/null'"
-            )),
+            master.contains("-p 2222 -- deploy@10.201.1.2 'sh -c ")
+                && master.contains("2>/dev/null; echo travial-ssh-ready; exec cat >/dev/null"),
             "{master}"
         );
     }
@@ -460,6 +500,7 @@ mod tests {
             master: std::process::Command::new("true").spawn().unwrap(),
             lifeline: None,
             control: PathBuf::from("/tmp/t/c0"),
+            endpoint: None,
             docker: Some(PathBuf::from("/tmp/t/d0")),
         };
         let engine = super::super::Engine::over_ssh(&host());

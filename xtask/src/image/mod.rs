@@ -135,7 +135,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         assert_eq!(
             super::newest_migration(&root.join(super::MIGRATIONS_DIR)).unwrap(),
-            2
+            3
         );
     }
 }

@@ -90,7 +90,7 @@ fn each_command_opens_one_connection_leaves_nothing_and_a_redeploy_keeps_web() {
     let log = stderr(&again);
     assert_eq!(host.ssh_logins() - logins, 1, "connections of a redeploy");
     assert!(log.contains("✓ no migration to apply: "), "{log}");
-    assert!(log.contains(&format!("✓ web unchanged: ")), "{log}");
+    assert!(log.contains("✓ web unchanged: "), "{log}");
     assert!(!log.contains(" run --rm "), "{log}");
     assert_eq!(web_container(host, &sandbox), web, "web was replaced");
     assert_nothing_left(&tmp, "a redeploy");
