@@ -13,8 +13,8 @@ use std::{
     collections::HashSet,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroU32,
-    sync::{Arc, RwLock},
-    time::Duration,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -27,12 +27,18 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
 /// How often the proxies' names are resolved again, and forgotten clients dropped.
 pub const REFRESH: Duration = Duration::from_secs(15);
+/// How soon a forwarded request from an unknown peer may have them resolved again: a
+/// proxy started (or recreated) after web is believed at once, and a client that sends
+/// the header itself costs at most one lookup a second.
+const REFRESH_ON_MISS: Duration = Duration::from_secs(1);
 
 /// The proxies whose `X-Forwarded-For` is believed.
 #[derive(Debug, Default)]
 pub struct Proxies {
     names: Vec<String>,
     addresses: RwLock<HashSet<IpAddr>>,
+    /// When a miss last had the names resolved again.
+    resolved_on_miss: Mutex<Option<Instant>>,
 }
 
 impl Proxies {
@@ -42,6 +48,7 @@ impl Proxies {
         Proxies {
             names: names.to_vec(),
             addresses: RwLock::new(addresses),
+            resolved_on_miss: Mutex::new(None),
         }
     }
 
@@ -69,6 +76,29 @@ impl Proxies {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .contains(&peer.to_canonical())
+    }
+
+    /// `client`, once the names are resolved again if `peer` forwards for someone, is
+    /// not trusted yet, and no other miss had them resolved within `REFRESH_ON_MISS`.
+    pub async fn client_resolving(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if self.names.is_empty() || self.trusts(peer) || !headers.contains_key("x-forwarded-for") {
+            return self.client(peer, headers);
+        }
+        let due = {
+            let mut last = self
+                .resolved_on_miss
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let due = last.is_none_or(|last| last.elapsed() >= REFRESH_ON_MISS);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            self.refresh().await;
+        }
+        self.client(peer, headers)
     }
 
     /// The client's address: the peer's, or the one a trusted proxy says it saw.
@@ -138,7 +168,10 @@ pub async fn limit(State(writes): State<Arc<Writes>>, request: Request, next: Ne
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-    let client = writes.proxies.client(peer, request.headers());
+    let client = writes
+        .proxies
+        .client_resolving(peer, request.headers())
+        .await;
     let Some(wait) = writes.wait(client) else {
         return next.run(request).await;
     };
@@ -186,6 +219,22 @@ mod tests {
             proxies.client(mapped, &headers),
             "203.0.113.9".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn a_proxy_that_came_after_the_last_resolution_is_believed_at_once() {
+        // Named, never resolved yet: as when web starts before the proxy exists.
+        let proxies = Proxies::new(&["localhost".to_owned()]);
+        let localhost: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(!proxies.trusts(localhost));
+        let headers = forwarded("203.0.113.9");
+        assert_eq!(
+            proxies.client_resolving(localhost, &headers).await,
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        // A stranger's header is still not believed.
+        let stranger: IpAddr = "172.18.0.9".parse().unwrap();
+        assert_eq!(proxies.client_resolving(stranger, &headers).await, stranger);
     }
 
     #[test]

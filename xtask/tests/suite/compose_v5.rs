@@ -1,5 +1,5 @@
 //! Compose v5, the Compose that Docker's apt repository installs today, through a `docker`
-//! first on PATH that reports v5 (and, when asked, a buildx) and hands everything else to
+//! first on PATH that reports v5 (and, when asked, a buildx; in `docker info` too) and hands everything else to
 //! the real client: v5 itself cannot be installed here. v5 builds only through buildx bake,
 //! so a build without buildx 0.17 or later is refused before anything starts.
 
@@ -27,6 +27,14 @@ impl DockerV5 {
 # Compose v5 as `docker compose version` reports it; buildx only if FAKE_BUILDX says which.
 if [ "$1" = compose ] && [ "$2" = version ]; then
     case " $* " in *" --short "*) echo 5.0.1 ;; *) echo "Docker Compose version v5.0.1" ;; esac
+    exit 0
+fi
+# `docker info` lists the client's plugins: the same versions there.
+if [ "$1" = info ]; then
+    out=$({real} "$@") || exit $?
+    buildx=""
+    [ -n "$FAKE_BUILDX" ] && buildx=" buildx=$FAKE_BUILDX"
+    printf '%s\n' "$out" | sed -e 's/compose=v[0-9.]*/compose=v5.0.1/' -e "/|/s/\$/$buildx/"
     exit 0
 fi
 if [ "$1" = buildx ] && [ "$2" = version ] && [ -n "$FAKE_BUILDX" ]; then

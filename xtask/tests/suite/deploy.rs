@@ -264,7 +264,7 @@ fn ctrl_c_stops_the_docker_processes_and_says_what_is_left() {
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert!(
         log.contains(
-            "interrupted during step 2 of 6 (db ready): db is running, web was not started"
+            "interrupted during step 3 of 7 (db ready): db is running, web was not started"
         ),
         "{log}"
     );

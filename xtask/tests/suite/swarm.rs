@@ -29,7 +29,7 @@ use std::{
 
 use crate::e2e::{
     self, Sandbox, assert_success, exclusive,
-    hosts::{Host, Hosts},
+    hosts::{self, Host, Hosts},
     http, image,
     load::Load,
     stderr,
@@ -825,6 +825,10 @@ fn swarm_init_never_labels_a_second_node_for_the_database() {
     // The worker made a manager too, then named first: it is not given the database.
     let promoted = manager.docker(&["node", "promote", &worker_id]);
     assert!(promoted.status.success(), "{promoted:?}");
+    // A manager once it has joined the managers' consensus: until then its engine says not.
+    hosts::wait_until("the promoted worker's manager role", || {
+        text(worker.docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"])) == "true"
+    });
     let init = cluster.xtask(&[], &["swarm", "init", &worker.url(), &manager.url()]);
     let demoted = manager.docker(&["node", "demote", &worker_id]);
     assert_success(&init, "swarm init with the other manager first");

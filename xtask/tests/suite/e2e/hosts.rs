@@ -404,8 +404,18 @@ fn teardown(host: &mut Host) {
     let _ = Command::new("ip")
         .args(["link", "del", &format!("tv{}o", host.n)])
         .output();
+    // A dockerd that was killed (or a machine restarted under it) leaves its data root
+    // mounted on itself, and the mounts of its containers: removing the files under them
+    // would stop halfway and the next engine would start on a broken data root.
+    let exec_root = format!("/run/travial-e2e-exec-{}", host.n);
+    for dir in [host.dir.join("docker"), PathBuf::from(&exec_root)] {
+        let _ = Command::new("umount")
+            .args(["--recursive", "--lazy"])
+            .arg(&dir)
+            .output();
+    }
     let _ = std::fs::remove_dir_all(&host.dir);
-    let _ = std::fs::remove_dir_all(format!("/run/travial-e2e-exec-{}", host.n));
+    let _ = std::fs::remove_dir_all(&exec_root);
 }
 
 /// SIGTERM to the process of a pidfile, then SIGKILL if it is still there after a while.
@@ -468,7 +478,7 @@ fn run(program: &str, args: &[&str]) {
     );
 }
 
-fn wait_until(what: &str, ready: impl Fn() -> bool) {
+pub fn wait_until(what: &str, ready: impl Fn() -> bool) {
     let deadline = Instant::now() + START_TIMEOUT;
     while !ready() {
         assert!(
