@@ -7,7 +7,8 @@
 //! For each contender (this workspace, and with `BASELINE_XTASK` the workspace that xtask
 //! was built from, with its own app and migrations), in turn: `deploy prod`, the data
 //! inserted by the owner in the db container, then each request for 10 s from 16
-//! connections: requests per second, p50 and p99 latency.
+//! connections (the throughput: requests per second, and p99, mostly queueing on two
+//! cores shared with wrk), and for 5 s from one (the latency of a request alone: p50, p99).
 
 mod support;
 
@@ -18,8 +19,20 @@ use support::{IMAGE, Settings, contenders};
 const PLAYERS: u32 = 100_000;
 const SCORES: u32 = 1_000_000;
 const CITIES: u32 = 50;
-const DURATION: &str = "10s";
-const CONNECTIONS: &str = "16";
+/// The throughput's load, then the latency's.
+const LOADED: Load = Load {
+    connections: 16,
+    duration: "10s",
+};
+const ALONE: Load = Load {
+    connections: 1,
+    duration: "5s",
+};
+
+struct Load {
+    connections: u32,
+    duration: &'static str,
+}
 
 /// What one request sustained: requests per second, p50 and p99 in ms, and the answers
 /// that were not 2xx (the limiter's 429s, a timeout's 503s).
@@ -37,7 +50,7 @@ fn main() {
     );
     let port = 29000 + std::process::id() % 500;
     let requests = requests();
-    let mut measures: Vec<(String, Vec<Measure>)> = Vec::new();
+    let mut measures: Vec<(String, Vec<(Measure, Measure)>)> = Vec::new();
     for contender in contenders() {
         let project = format!("travial-bench-load-{}", contender.name);
         let settings = Settings::new(&[
@@ -61,7 +74,10 @@ fn main() {
         let base = format!("http://127.0.0.1:{port}");
         let results = requests
             .iter()
-            .map(|(_, path, script)| wrk(&base, path, script.as_deref()))
+            .map(|(_, path, script)| {
+                let loaded = wrk(&base, path, script.as_deref(), &LOADED);
+                (loaded, wrk(&base, path, script.as_deref(), &ALONE))
+            })
             .collect();
         measures.push((contender.name.to_owned(), results));
         settings.xtask_of(&contender, &down, &[]);
@@ -156,18 +172,14 @@ ANALYZE;
     started.elapsed()
 }
 
-/// `path` (or the script's requests) for `DURATION` from `CONNECTIONS` connections.
-fn wrk(base: &str, path: &str, script: Option<&str>) -> Measure {
+/// `path` (or the script's requests) under `load`.
+fn wrk(base: &str, path: &str, script: Option<&str>, load: &Load) -> Measure {
     let mut command = Command::new("wrk");
-    command.args([
-        "--threads",
-        "2",
-        "--connections",
-        CONNECTIONS,
-        "--duration",
-        DURATION,
-    ]);
-    command.args(["--timeout", "10s", "--latency"]);
+    // A thread per connection, at most two (the cores).
+    let threads = load.connections.min(2).to_string();
+    let connections = load.connections.to_string();
+    command.args(["--threads", &threads, "--connections", &connections]);
+    command.args(["--duration", load.duration, "--timeout", "10s", "--latency"]);
     let script_file = script.map(|script| {
         let file = std::env::temp_dir().join(format!("travial-load-{}.lua", std::process::id()));
         std::fs::write(&file, script).unwrap();
@@ -210,42 +222,54 @@ fn milliseconds(value: &str) -> Option<f64> {
     Some(number.parse::<f64>().ok()? * scale)
 }
 
-/// One column per contender, the one of before first, and with both, the throughput's
-/// ratio.
-fn print_table(requests: &[(&str, &str, Option<String>)], measures: &[(String, Vec<Measure>)]) {
-    let columns: Vec<&(String, Vec<Measure>)> = measures.iter().rev().collect();
-    let mut header: Vec<String> = columns
+/// A row per request: throughput before / now and its ratio, then the latencies alone
+/// and under load, of before first.
+fn print_table(
+    requests: &[(&str, &str, Option<String>)],
+    measures: &[(String, Vec<(Measure, Measure)>)],
+) {
+    let names: Vec<&str> = measures
         .iter()
-        .map(|(name, _)| format!("{name}: req/s, p50 / p99"))
+        .rev()
+        .map(|(name, _)| name.as_str())
         .collect();
-    if columns.len() == 2 {
-        header.push("throughput now / before".to_owned());
-    }
+    let names = names.join(" / ");
     println!(
-        "| {PLAYERS} players, {SCORES} scores, {CONNECTIONS} connections | {} |",
-        header.join(" | ")
+        "| {PLAYERS} players, {SCORES} scores | req/s, {} connections ({names}) | p50 / p99 alone ({names}) | p99 under {} connections ({names}) |",
+        LOADED.connections, LOADED.connections
     );
-    println!("|---|{}", "---|".repeat(header.len()));
+    println!("|---|---|---|---|");
     for (index, (label, _, _)) in requests.iter().enumerate() {
-        let mut cells: Vec<String> = columns
-            .iter()
-            .map(|(_, results)| {
-                let measure = &results[index];
-                let refused = match measure.not_ok {
-                    0 => String::new(),
-                    n => format!(" ({n} not 2xx)"),
-                };
-                format!(
-                    "{:.0}, {:.1} / {:.1} ms{refused}",
-                    measure.per_second, measure.p50, measure.p99
-                )
-            })
-            .collect();
-        if let [(_, before), (_, now)] = columns.as_slice() {
-            let ratio = now[index].per_second / before[index].per_second.max(f64::EPSILON);
-            cells.push(format!("{ratio:.0}x"));
+        let of_each = |cell: &dyn Fn(&Measure, &Measure) -> String| {
+            measures
+                .iter()
+                .rev()
+                .map(|(_, results)| cell(&results[index].0, &results[index].1))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        let mut throughput = of_each(&|loaded, _| {
+            let refused = match loaded.not_ok {
+                0 => String::new(),
+                n => format!(" ({n} not 2xx)"),
+            };
+            format!("{:.0}{refused}", loaded.per_second)
+        });
+        if let [(_, now), (_, before)] = measures {
+            let ratio = now[index].0.per_second / before[index].0.per_second.max(f64::EPSILON);
+            throughput.push_str(&format!(" ({ratio:.0}x)"));
         }
-        println!("| {label} | {} |", cells.join(" | "));
+        let alone = of_each(&|_, alone| format!("{} / {}", ms(alone.p50), ms(alone.p99)));
+        let loaded = of_each(&|loaded, _| ms(loaded.p99));
+        println!("| {label} | {throughput} | {alone} | {loaded} |");
+    }
+}
+
+/// `0.84 ms`, `12 ms`, `6540 ms`.
+fn ms(value: f64) -> String {
+    match value < 10.0 {
+        true => format!("{value:.2} ms"),
+        false => format!("{value:.0} ms"),
     }
 }
 

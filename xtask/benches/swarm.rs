@@ -88,7 +88,7 @@ impl Row {
 
 fn main() {
     let contenders = contenders();
-    let numbers: Vec<u8> = [33, 34, 36, 37]
+    let numbers: Vec<u8> = [32, 33, 34, 35]
         .into_iter()
         .take(2 * contenders.len())
         .collect();

@@ -257,6 +257,8 @@ impl Hosts {
             run("iptables", &[&["-I"][..], &rule].concat());
         }
         for &n in numbers {
+            // Its engine's address pool is 10.(220 + n).0.0/16.
+            assert!(n <= 35, "host number {n}: at most 35");
             let mut host = Host {
                 n,
                 address: format!("10.201.{n}.2"),
