@@ -222,46 +222,47 @@ fn milliseconds(value: &str) -> Option<f64> {
     Some(number.parse::<f64>().ok()? * scale)
 }
 
-/// A row per request: throughput before / now and its ratio, then the latencies alone
-/// and under load, of before first.
+/// A row per request: for each contender (before first), the throughput under load, the
+/// latency alone and the p99 under load; with both, the throughput's ratio.
 fn print_table(
     requests: &[(&str, &str, Option<String>)],
     measures: &[(String, Vec<(Measure, Measure)>)],
 ) {
-    let names: Vec<&str> = measures
-        .iter()
-        .rev()
-        .map(|(name, _)| name.as_str())
-        .collect();
-    let names = names.join(" / ");
-    println!(
-        "| {PLAYERS} players, {SCORES} scores | req/s, {} connections ({names}) | p50 / p99 alone ({names}) | p99 under {} connections ({names}) |",
-        LOADED.connections, LOADED.connections
-    );
-    println!("|---|---|---|---|");
+    let columns: Vec<&(String, Vec<(Measure, Measure)>)> = measures.iter().rev().collect();
+    let mut header = vec![format!("{PLAYERS} players, {SCORES} scores")];
+    for (name, _) in &columns {
+        header.push(format!(
+            "{name}: req/s ({} connections)",
+            LOADED.connections
+        ));
+        header.push(format!("{name}: p50 / p99 alone"));
+        header.push(format!("{name}: p99 under load"));
+    }
+    if columns.len() == 2 {
+        header.push("req/s now / before".to_owned());
+    }
+    println!("| {} |", header.join(" | "));
+    println!("|{}", "---|".repeat(header.len()));
     for (index, (label, _, _)) in requests.iter().enumerate() {
-        let of_each = |cell: &dyn Fn(&Measure, &Measure) -> String| {
-            measures
-                .iter()
-                .rev()
-                .map(|(_, results)| cell(&results[index].0, &results[index].1))
-                .collect::<Vec<_>>()
-                .join(" / ")
-        };
-        let mut throughput = of_each(&|loaded, _| {
+        let mut cells = vec![label.to_string()];
+        for (_, results) in &columns {
+            let (loaded, alone) = &results[index];
             let refused = match loaded.not_ok {
                 0 => String::new(),
                 n => format!(" ({n} not 2xx)"),
             };
-            format!("{:.0}{refused}", loaded.per_second)
-        });
-        if let [(_, now), (_, before)] = measures {
-            let ratio = now[index].0.per_second / before[index].0.per_second.max(f64::EPSILON);
-            throughput.push_str(&format!(" ({ratio:.0}x)"));
+            cells.push(format!("{:.0}{refused}", loaded.per_second));
+            cells.push(format!("{} / {}", ms(alone.p50), ms(alone.p99)));
+            cells.push(ms(loaded.p99));
         }
-        let alone = of_each(&|_, alone| format!("{} / {}", ms(alone.p50), ms(alone.p99)));
-        let loaded = of_each(&|loaded, _| ms(loaded.p99));
-        println!("| {label} | {throughput} | {alone} | {loaded} |");
+        if let [(_, before), (_, now)] = columns.as_slice() {
+            let ratio = now[index].0.per_second / before[index].0.per_second.max(f64::EPSILON);
+            cells.push(match ratio < 10.0 {
+                true => format!("{ratio:.2}x"),
+                false => format!("{ratio:.0}x"),
+            });
+        }
+        println!("| {} |", cells.join(" | "));
     }
 }
 
