@@ -48,15 +48,17 @@ pub fn run(sh: &Shell, args: &MigrateArgs) -> anyhow::Result<()> {
         true => swarm::DryRun::Yes,
         false => swarm::DryRun::No,
     };
-    let steps = plan_for(sh, &stack, &model, &release, &before, args.timeout, dry_run)?;
     if args.dry_run {
+        let steps = plan_for(sh, &stack, &model, &release, &before, args.timeout, dry_run)?;
         plan::print(&steps);
         return Ok(());
     }
     interrupt::set_hint(after_interruption("migrate", &args.env.env));
     release.check_present(sh, stack.engine(), Build::Skip)?;
-    // Never beside a deploy, a rollback or a restore.
+    // Never beside a deploy, a rollback or a restore; and what a swarm has (its salt, its
+    // secrets) is read under the lock, as a deploy reads it: another may change it.
     let _lock = Lock::take(sh, &stack, "migrate", args.break_lock)?;
+    let steps = plan_for(sh, &stack, &model, &release, &before, args.timeout, dry_run)?;
     database::version::check(sh, &stack, &model)?;
     plan::execute(sh, &steps)
 }
