@@ -10,7 +10,7 @@
 //! itself, straight to web, is not believed.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroU32,
     sync::{Arc, Mutex, RwLock},
@@ -24,6 +24,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+use tokio::task::JoinSet;
 
 /// How often the proxies' names are resolved again, and forgotten clients dropped.
 pub const REFRESH: Duration = Duration::from_secs(15);
@@ -31,12 +32,16 @@ pub const REFRESH: Duration = Duration::from_secs(15);
 /// proxy started (or recreated) after web is believed at once, and a client that sends
 /// the header itself costs at most one lookup a second.
 const REFRESH_ON_MISS: Duration = Duration::from_secs(1);
+/// How long a request waits for a name to resolve on a miss, and the refresh for one.
+const LOOKUP_ON_MISS: Duration = Duration::from_millis(250);
+const LOOKUP: Duration = Duration::from_secs(5);
 
 /// The proxies whose `X-Forwarded-For` is believed.
 #[derive(Debug, Default)]
 pub struct Proxies {
     names: Vec<String>,
-    addresses: RwLock<HashSet<IpAddr>>,
+    /// Each name's addresses as last resolved (an address names itself).
+    addresses: RwLock<HashMap<String, HashSet<IpAddr>>>,
     /// When a miss last had the names resolved again.
     resolved_on_miss: Mutex<Option<Instant>>,
 }
@@ -44,7 +49,13 @@ pub struct Proxies {
 impl Proxies {
     /// Names or addresses; an address is trusted at once, a name once resolved.
     pub fn new(names: &[String]) -> Proxies {
-        let addresses = names.iter().filter_map(|name| name.parse().ok()).collect();
+        let addresses = names
+            .iter()
+            .filter_map(|name| {
+                let address: IpAddr = name.parse().ok()?;
+                Some((name.clone(), HashSet::from([address.to_canonical()])))
+            })
+            .collect();
         Proxies {
             names: names.to_vec(),
             addresses: RwLock::new(addresses),
@@ -52,30 +63,49 @@ impl Proxies {
         }
     }
 
-    /// Resolves the names again; one that does not resolve now (a proxy being recreated,
-    /// `tasks.proxy` outside a swarm) trusts nothing until it does.
-    pub async fn refresh(&self) {
-        let mut resolved = HashSet::new();
+    /// Resolves the names again, side by side, each within `within`. A name that does not
+    /// resolve (a proxy being recreated, `tasks.proxy` outside a swarm) trusts nothing
+    /// until it does; one whose lookup takes longer (no DNS server answers for it) keeps
+    /// the addresses it had.
+    pub async fn refresh(&self, within: Duration) {
+        let mut lookups = JoinSet::new();
         for name in &self.names {
-            if let Ok(address) = name.parse::<IpAddr>() {
-                resolved.insert(address);
+            if name.parse::<IpAddr>().is_ok() {
                 continue;
             }
-            if let Ok(found) = tokio::net::lookup_host((name.as_str(), 0)).await {
-                resolved.extend(found.map(|address| address.ip()));
-            }
+            let name = name.clone();
+            lookups.spawn(async move {
+                let lookup = tokio::net::lookup_host((name.as_str(), 0));
+                let found = match tokio::time::timeout(within, lookup).await {
+                    Ok(Ok(found)) => Some(
+                        found
+                            .map(|address| address.ip().to_canonical())
+                            .collect::<HashSet<_>>(),
+                    ),
+                    Ok(Err(_)) => Some(HashSet::new()),
+                    Err(_) => None,
+                };
+                (name, found)
+            });
         }
-        *self
-            .addresses
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = resolved;
+        while let Some(Ok((name, found))) = lookups.join_next().await {
+            let Some(addresses) = found else {
+                continue;
+            };
+            self.addresses
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(name, addresses);
+        }
     }
 
     fn trusts(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
         self.addresses
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains(&peer.to_canonical())
+            .values()
+            .any(|addresses| addresses.contains(&peer))
     }
 
     /// `client`, once the names are resolved again if `peer` forwards for someone, is
@@ -96,7 +126,7 @@ impl Proxies {
             due
         };
         if due {
-            self.refresh().await;
+            self.refresh(LOOKUP_ON_MISS).await;
         }
         self.client(peer, headers)
     }
@@ -151,7 +181,7 @@ impl Writes {
 /// the server runs.
 pub async fn maintain(writes: Arc<Writes>) {
     loop {
-        writes.proxies.refresh().await;
+        writes.proxies.refresh(LOOKUP).await;
         writes.forget_idle();
         tokio::time::sleep(REFRESH).await;
     }
