@@ -105,6 +105,7 @@ fn service_of(
         "cap_drop",
         "read_only",
         "stop_grace_period",
+        "sysctls",
         "user",
         "working_dir",
     ] {
@@ -370,6 +371,8 @@ mod tests {
         );
         let proxy = &stack["services"]["proxy"];
         assert_eq!(proxy["deploy"]["mode"], "global");
+        // A reload's new listener takes the connections queued on the old one.
+        assert_eq!(proxy["sysctls"], json!({ "net.ipv4.tcp_migrate_req": "1" }));
         assert_eq!(
             proxy["ports"][0],
             json!({ "target": 80, "published": 8080, "protocol": "tcp", "mode": "host" })
