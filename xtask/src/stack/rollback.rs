@@ -20,7 +20,7 @@ use super::{
 use crate::{
     cli::RollbackArgs,
     database::{
-        Database, Manifest, Store,
+        self, Database, Manifest, Store,
         backup::{self, migrations_known},
         restore,
     },
@@ -40,6 +40,11 @@ pub fn run(sh: &Shell, args: &RollbackArgs) -> anyhow::Result<()> {
         true => None,
         false => Some(Lock::take(sh, &stack, "rollback", args.break_lock)?),
     };
+    if !args.dry_run {
+        // A swarm's rollback deploys the whole stack again, db with the image the settings
+        // name now: never another PostgreSQL major on the data.
+        database::version::check(sh, &stack, &model)?;
+    }
     let records = state::history(sh, &stack)?;
     let (image, current) = target(&records, args.to.as_deref(), env)?;
     let image = Reference::parse(&image)?;
