@@ -12,6 +12,29 @@ use crate::docker::{Engine, images, run, tar};
 
 /// The image, by the content it has: a new one when that changes.
 pub const STATE_IMAGE: &str = "travial-xtask/state:2";
+
+/// `docker run` of a container of the state image named `name` with `labels`: running,
+/// so that no prune removes it; kept running across a restart of the engine; killed at
+/// once when removed.
+pub fn run_waiting(engine: &Engine, name: &str, labels: &[String]) -> crate::docker::Command {
+    let mut args: Vec<&str> = vec![
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--network",
+        "none",
+        "--restart",
+        "always",
+        "--stop-signal",
+        "SIGKILL",
+    ];
+    for label in labels {
+        args.extend(["--label", label]);
+    }
+    args.push(STATE_IMAGE);
+    engine.docker(args)
+}
 pub const HISTORY_DIR: &str = "xtask";
 /// What runs in the containers.
 pub const PAUSE: &str = "/pause";

@@ -41,27 +41,16 @@ impl Lock {
         }
         let since = clock::now();
         let by = clock::who(sh);
-        // Running, so that no prune removes it; kept running across a restart of the
-        // engine (a deploy stopped by one still holds it); killed at once when released.
-        let create = engine.docker([
-            "run",
-            "--detach",
-            "--name",
+        // A deploy stopped by a restart of the engine still holds it.
+        let create = image::run_waiting(
+            engine,
             &name,
-            "--network",
-            "none",
-            "--restart",
-            "always",
-            "--stop-signal",
-            "SIGKILL",
-            "--label",
-            &format!("travial.lock.by={by}"),
-            "--label",
-            &format!("travial.lock.since={since}"),
-            "--label",
-            &format!("travial.lock.command={command}"),
-            image::STATE_IMAGE,
-        ]);
+            &[
+                format!("travial.lock.by={by}"),
+                format!("travial.lock.since={since}"),
+                format!("travial.lock.command={command}"),
+            ],
+        );
         let created = run::probe(sh, &create)?;
         if !created.status.success() {
             let stderr = String::from_utf8_lossy(&created.stderr);

@@ -211,24 +211,8 @@ fn ensure_running(sh: &Shell, stack: &Stack, container: &str) -> anyhow::Result<
         None => {}
     }
     image::ensure(sh, engine)?;
-    run::read(
-        sh,
-        &engine.docker([
-            "run",
-            "--detach",
-            "--name",
-            container,
-            "--network",
-            "none",
-            "--restart",
-            "always",
-            "--stop-signal",
-            "SIGKILL",
-            "--label",
-            "travial.xtask=state",
-            STATE_IMAGE,
-        ]),
-    )?;
+    let labels = ["travial.xtask=state".to_owned()];
+    run::read(sh, &image::run_waiting(engine, container, &labels))?;
     Ok(())
 }
 
