@@ -235,10 +235,13 @@ fn replace(
             .stdin_content(what, sql.as_bytes().to_vec());
         run::act(sh, &command)
     };
-    // A database left by a restore that failed before its swap goes first.
+    // What an earlier restore left goes first: a database it failed to fill before its
+    // swap, or the data it replaced when it failed after the swap (that data is in the
+    // backup that restore took first); else this swap could not take the name.
     on_postgres(
         "SET client_min_messages TO warning;\n\
          DROP DATABASE IF EXISTS :\"restoring\" WITH (FORCE);\n\
+         DROP DATABASE IF EXISTS :\"replaced\" WITH (FORCE);\n\
          CREATE DATABASE :\"restoring\" OWNER :\"owner\";\n",
         "a database beside the live one",
     )?;
